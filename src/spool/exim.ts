@@ -1,0 +1,533 @@
+// The Exim spool source: a first full scan, then incremental updates from one
+// inotify watch per directory (input/ and each split directory, never one per
+// file), coalesced into batches; a full rescan on schedule reconciles the
+// incremental state and measures drift. Scans run in a worker thread.
+import { type FSWatcher, lstatSync, readdirSync, realpathSync, watch } from 'node:fs';
+import { extname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../log.js';
+import { classifySpoolName } from './exim-id.js';
+import { QueueState, STRAY_KINDS, type StrayKind } from './queue-state.js';
+import { readHeaderSync } from './read-header.js';
+import type { DetailChunk, ListChunk } from './scan.js';
+import { isSplitDirName, T_DIR, T_FILE } from './scan.js';
+import type { FromWorker } from './scan-worker.js';
+import type { Observation, SourceStats, SpoolSource } from './source.js';
+import { type FsFigures, readStatfs } from './statfs.js';
+
+const here = fileURLToPath(import.meta.url);
+const WORKER = join(here, '..', `scan-worker${extname(here)}`);
+const VERIFY_DELAY_MS = 300;
+
+type ScanKind = 'initial' | 'rescan';
+interface ScanRun {
+  id: number;
+  kind: ScanKind;
+  started: number;
+  touched: Set<string>;
+  /** rescan: files the scan saw, `sub/name` */
+  seen: Set<string>;
+  suspects: Set<string>;
+  resolve: () => void;
+}
+
+export interface EximSpoolOptions {
+  name: string;
+  path: string;
+  log: Logger;
+}
+
+function yieldLoop(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
+
+export class EximSpool implements SpoolSource {
+  readonly name: string;
+  readonly path: string;
+  onChange: (() => void) | null = null;
+  readonly stats: SourceStats = {
+    events: 0,
+    batches: 0,
+    scans: 0,
+    rescans: 0,
+    corrections: 0,
+    lastDrift: 0,
+    lastListMs: 0,
+    lastDetailMs: 0,
+    lastRescanSeconds: 0,
+    scanErrors: 0,
+    reinits: 0,
+  };
+  private log: Logger;
+  private state = new QueueState();
+  private fs: FsFigures | null = null;
+  private error: string | null = 'not started';
+  private listed = false;
+  private complete = false;
+  private watchers = new Map<string, FSWatcher>();
+  private inputId: string | null = null; // dev:ino of input/
+  private pending = new Map<string, Set<string>>();
+  private flushScheduled = false;
+  private worker: Worker | null = null;
+  private scanSeq = 0;
+  private scan: ScanRun | null = null;
+  private stopped = false;
+  private realRoot: string | null = null;
+  private lastErrorLogged: string | null = null;
+
+  constructor(o: EximSpoolOptions) {
+    this.name = o.name;
+    this.path = o.path;
+    this.log = o.log.child({ spool: o.name });
+  }
+
+  private get input(): string {
+    return join(this.path, 'input');
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.closeWatchers();
+    this.scan?.resolve();
+    this.scan = null;
+    const w = this.worker;
+    this.worker = null;
+    if (w) await w.terminate();
+  }
+
+  observe(): Observation {
+    const strays = {} as Record<StrayKind, number>;
+    for (const k of STRAY_KINDS) strays[k] = this.state.strayCount(k);
+    const up = this.error === null && this.fs !== null && this.listed;
+    return {
+      up,
+      error: this.error,
+      fs: this.fs,
+      listed: this.listed,
+      complete: this.complete,
+      queue: this.listed && this.error === null ? { ...this.state.t, oldest: this.state.oldest() } : null,
+      strays,
+      atMs: performance.now(),
+    };
+  }
+
+  /** The message entries (for status and tests); do not mutate. */
+  get queue(): QueueState {
+    return this.state;
+  }
+
+  private setError(err: string | null): void {
+    if (err !== null && err !== this.lastErrorLogged) {
+      this.log.error('spool cannot be observed', { path: this.path, err });
+      this.stats.scanErrors++;
+    } else if (err === null && this.lastErrorLogged !== null) {
+      this.log.info('spool observed again', { path: this.path });
+    }
+    this.lastErrorLogged = err;
+    this.error = err;
+  }
+
+  private readFs(): boolean {
+    try {
+      this.fs = readStatfs(this.path);
+      return true;
+    } catch (e) {
+      this.fs = null;
+      this.setError(`statfs: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      return false;
+    }
+  }
+
+  /** The identity of input/ now, or an error string. */
+  private probeInput(): { id: string } | { err: string } {
+    try {
+      const root = lstatSync(this.path);
+      if (root.isSymbolicLink()) {
+        // a configured path that is a link is resolved once at start; one that becomes a link later is refused
+        const real = realpathSync(this.path);
+        if (this.realRoot === null) this.realRoot = real;
+        else if (real !== this.realRoot) return { err: `spool path became a symlink to ${real}` };
+      } else if (!root.isDirectory()) return { err: 'spool path is not a directory' };
+      else if (this.realRoot === null) this.realRoot = this.path;
+      const st = lstatSync(this.input);
+      if (st.isSymbolicLink()) return { err: 'input/ is a symlink (not followed)' };
+      if (!st.isDirectory()) return { err: 'input/ is not a directory' };
+      return { id: `${st.dev}:${st.ino}` };
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      return { err: code === 'ENOENT' ? 'input/ missing (spool absent or not mounted)' : `input/: ${code ?? e}` };
+    }
+  }
+
+  tick(): void {
+    if (this.stopped) return;
+    const p = this.probeInput();
+    if ('err' in p) {
+      if (this.inputId !== null || this.listed || this.error === null || this.error === 'not started') this.reset();
+      this.readFs();
+      this.setError(p.err);
+      return;
+    }
+    if (!this.readFs()) {
+      this.reset();
+      return;
+    }
+    if (p.id !== this.inputId) {
+      if (this.inputId !== null) {
+        this.log.warn('input/ was replaced (remount or recreated); starting over', { path: this.path });
+        this.stats.reinits++;
+      }
+      this.reset();
+      this.inputId = p.id;
+      this.begin();
+      return;
+    }
+    if (this.error !== null && !this.scan) this.begin();
+  }
+
+  private reset(): void {
+    this.closeWatchers();
+    this.state.clear();
+    this.listed = false;
+    this.complete = false;
+    this.inputId = null;
+    if (this.scan) {
+      this.scan.resolve();
+      this.scan = null;
+    }
+    this.pending.clear();
+  }
+
+  private closeWatchers(): void {
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
+  }
+
+  /** Watches first (so no change is missed), then the first full scan. */
+  private begin(): void {
+    if (!this.watchDir('')) return;
+    this.setError(null);
+    void this.runScan('initial');
+  }
+
+  private watchDir(sub: string): boolean {
+    if (this.watchers.has(sub)) return true;
+    const dir = sub ? join(this.input, sub) : this.input;
+    try {
+      const w = watch(dir, { persistent: false }, (_ev, filename) => {
+        if (filename === null) {
+          void this.rescan();
+          return;
+        }
+        this.stats.events++;
+        let set = this.pending.get(sub);
+        if (!set) this.pending.set(sub, (set = new Set()));
+        set.add(filename.toString());
+        if (!this.flushScheduled) {
+          this.flushScheduled = true;
+          setImmediate(() => this.flush());
+        }
+      });
+      w.on('error', (e) => {
+        this.log.warn('directory watch failed', { dir, err: (e as NodeJS.ErrnoException).code ?? String(e) });
+        w.close();
+        this.watchers.delete(sub);
+        if (sub === '') this.inputId = 'lost'; // next tick starts over
+        else this.state.dropSub(sub);
+      });
+      this.watchers.set(sub, w);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (sub === '') {
+        this.setError(`watch input/: ${code ?? e}`);
+        this.inputId = null;
+      } else this.log.warn('cannot watch split directory', { dir, err: code ?? String(e) });
+      return false;
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.stopped) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    for (const [sub, names] of batch) for (const n of names) this.processName(sub, n);
+    this.stats.batches++;
+    this.readFs();
+    this.onChange?.();
+  }
+
+  /** Brings one name in sync with the disk (lstat, never following links). */
+  private processName(sub: string, name: string): void {
+    const key = `${sub}/${name}`;
+    this.scan?.touched.add(key);
+    const dir = sub ? join(this.input, sub) : this.input;
+    const path = join(dir, name);
+    const c = classifySpoolName(name);
+    if (!c) {
+      let st: import('node:fs').Stats | null = null;
+      try {
+        st = lstatSync(path);
+      } catch {}
+      if (sub === '' && isSplitDirName(name)) {
+        if (st?.isDirectory()) {
+          this.state.setStray(key, null);
+          if (!this.watchers.has(name)) {
+            this.watchDir(name);
+            try {
+              for (const n of readdirSync(path)) this.processName(name, n);
+            } catch {}
+          }
+          return;
+        }
+        if (this.watchers.has(name)) {
+          this.watchers.get(name)!.close();
+          this.watchers.delete(name);
+          this.state.dropSub(name);
+        }
+      }
+      if (!st) this.state.setStray(key, null);
+      else this.state.setStray(key, st.isFile() && name.startsWith('hdr.') ? 'header_temp' : 'other');
+      return;
+    }
+    if (c.kind === 'H') {
+      const r = readHeaderSync(path);
+      if (r.ok) this.state.update(sub, c.id, { h: r.size, frozen: r.info.frozen, badHeader: false, sized: true });
+      else if (r.missing) this.state.update(sub, c.id, { h: -1, frozen: false, badHeader: false, sized: true });
+      else this.state.update(sub, c.id, { h: r.size ?? 0, frozen: false, badHeader: true, sized: true });
+      return;
+    }
+    let size = -1;
+    try {
+      size = lstatSync(path).size;
+    } catch {}
+    this.state.update(sub, c.id, c.kind === 'D' ? { d: size } : { j: size });
+  }
+
+  private ensureWorker(): Worker {
+    if (this.worker) return this.worker;
+    const w = WORKER.endsWith('.ts')
+      ? // from the TypeScript sources (tests), the worker registers the same loader first
+        new Worker(
+          `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(WORKER).href)}); });`,
+          { eval: true, workerData: { spool: this.path } },
+        )
+      : new Worker(WORKER, { workerData: { spool: this.path } });
+    w.unref();
+    w.on('message', (m: FromWorker) => this.onWorker(m));
+    w.on('error', (e) => {
+      this.log.error('scan worker failed', { err: String(e) });
+      this.stats.scanErrors++;
+      this.worker = null;
+      this.scan?.resolve();
+      this.scan = null;
+    });
+    this.worker = w;
+    return w;
+  }
+
+  rescan(): Promise<void> {
+    if (this.stopped || !this.listed || this.scan) return Promise.resolve();
+    return this.runScan('rescan');
+  }
+
+  private runScan(kind: ScanKind): Promise<void> {
+    return new Promise((resolve) => {
+      const id = ++this.scanSeq;
+      this.scan = {
+        id,
+        kind,
+        started: performance.now(),
+        touched: new Set(),
+        seen: new Set(),
+        suspects: new Set(),
+        resolve,
+      };
+      this.ensureWorker().postMessage({ type: 'scan', scanId: id, details: true });
+    });
+  }
+
+  private onWorker(m: FromWorker): void {
+    const s = this.scan;
+    if (!s || m.scanId !== s.id || this.stopped) return;
+    switch (m.type) {
+      case 'failed':
+        this.stats.scanErrors++;
+        this.setError(`scan: ${m.code}`);
+        this.scan = null;
+        s.resolve();
+        return;
+      case 'list':
+        this.applyList(s, m.chunk);
+        return;
+      case 'listed':
+        this.stats.lastListMs = m.listMs;
+        this.noteErrors(m.errors);
+        if (s.kind === 'initial') {
+          this.listed = true;
+          this.readFs();
+          this.log.info('spool listed', {
+            messages: this.state.t.messages,
+            names: m.names,
+            dirs: m.dirs,
+            list_ms: m.listMs.toFixed(1),
+          });
+          this.onChange?.();
+        } else void this.findVanished(s);
+        return;
+      case 'detail':
+        this.applyDetail(s, m.chunk);
+        return;
+      case 'done':
+        this.stats.lastDetailMs = m.detailMs;
+        this.noteErrors(m.errors);
+        void this.finish(s, m.headersRead);
+        return;
+    }
+  }
+
+  private noteErrors(errors: string[]): void {
+    if (!errors.length) return;
+    this.stats.scanErrors += errors.length;
+    this.log.warn('scan could not read some entries', { count: errors.length, first: errors[0] });
+  }
+
+  private applyList(s: ScanRun, c: ListChunk): void {
+    const { sub } = c;
+    if (sub !== '' && !this.watchers.has(sub)) this.watchDir(sub);
+    for (let i = 0; i < c.names.length; i++) {
+      const name = c.names[i];
+      const key = `${sub}/${name}`;
+      const type = c.types[i];
+      const cl = type === T_DIR ? null : classifySpoolName(name);
+      if (s.kind === 'rescan') {
+        if (cl) s.seen.add(key);
+        if (s.touched.has(key)) continue;
+        const e = cl ? this.state.get(sub, cl.id) : undefined;
+        const have = cl ? (e ? e[cl.kind === 'H' ? 'h' : cl.kind === 'D' ? 'd' : 'j'] >= 0 : false) : true;
+        if (!have) s.suspects.add(key);
+        continue;
+      }
+      if (s.touched.has(key)) continue;
+      if (!cl) {
+        if (sub === '' && type === T_DIR && isSplitDirName(name)) continue;
+        this.state.setStray(key, type === T_FILE && name.startsWith('hdr.') ? 'header_temp' : 'other');
+        continue;
+      }
+      if (cl.kind === 'H') {
+        if (type === T_FILE) this.state.update(sub, cl.id, { h: 0, sized: false });
+        else this.state.update(sub, cl.id, { h: 0, badHeader: true, sized: true });
+      } else this.state.update(sub, cl.id, cl.kind === 'D' ? { d: 0 } : { j: 0 });
+    }
+  }
+
+  private applyDetail(s: ScanRun, c: DetailChunk): void {
+    const { sub } = c;
+    for (let i = 0; i < c.names.length; i++) {
+      const name = c.names[i];
+      const key = `${sub}/${name}`;
+      if (s.touched.has(key)) continue;
+      const cl = classifySpoolName(name)!;
+      const size = c.sizes[i];
+      const fz = c.frozen[i];
+      const e = this.state.get(sub, cl.id);
+      if (s.kind === 'rescan') {
+        if (!e) continue; // a presence difference, handled by the listing comparison
+        const same =
+          cl.kind === 'H'
+            ? e.h === size && e.frozen === (fz === 1) && e.badHeader === (fz === 2)
+            : (cl.kind === 'D' ? e.d : e.j) === size;
+        if (!same) s.suspects.add(key);
+        continue;
+      }
+      if (size < 0) {
+        s.suspects.add(key);
+        continue;
+      }
+      if (cl.kind === 'H') this.state.update(sub, cl.id, { h: size, frozen: fz === 1, badHeader: fz === 2, sized: true });
+      else this.state.update(sub, cl.id, cl.kind === 'D' ? { d: size } : { j: size });
+    }
+  }
+
+  /** Rescan: files the state holds that the listing did not see. Chunked so the loop stays free. */
+  private async findVanished(s: ScanRun): Promise<void> {
+    let n = 0;
+    const entries = [...this.state.entries.values()];
+    for (const e of entries) {
+      for (const [k, size] of [
+        ['H', e.h],
+        ['D', e.d],
+        ['J', e.j],
+      ] as const) {
+        if (size < 0) continue;
+        const key = `${e.sub}/${e.id}-${k}`;
+        if (!s.seen.has(key) && !s.touched.has(key)) s.suspects.add(key);
+      }
+      if (++n % 4096 === 0) {
+        await yieldLoop();
+        if (this.scan !== s) return;
+      }
+    }
+  }
+
+  private async finish(s: ScanRun, headersRead: number): Promise<void> {
+    // Wait out events already queued for the suspects, then bring each in sync with the disk.
+    await new Promise((r) => setTimeout(r, s.kind === 'rescan' ? VERIFY_DELAY_MS : 0));
+    if (this.scan !== s) return;
+    let drift = 0;
+    let corrections = 0;
+    for (const key of s.suspects) {
+      if (s.touched.has(key)) continue;
+      const slash = key.indexOf('/');
+      const sub = key.slice(0, slash);
+      const name = key.slice(slash + 1);
+      const cl = classifySpoolName(name);
+      const before = cl ? this.state.get(sub, cl.id) : undefined;
+      const snap = before ? { h: before.h, d: before.d, j: before.j, f: before.frozen } : null;
+      this.processName(sub, name);
+      const after = cl ? this.state.get(sub, cl.id) : undefined;
+      const hadH = (snap?.h ?? -1) >= 0;
+      const hasH = (after?.h ?? -1) >= 0;
+      if (hadH !== hasH) drift++;
+      const changed =
+        JSON.stringify(snap) !== JSON.stringify(after ? { h: after.h, d: after.d, j: after.j, f: after.frozen } : null);
+      if (changed) corrections++;
+    }
+    // entries a racing listing left unsized
+    if (s.kind === 'initial' && this.state.t.unsized > 0) {
+      for (const e of [...this.state.entries.values()]) if (!e.sized) this.processName(e.sub, `${e.id}-H`);
+    }
+    const seconds = (performance.now() - s.started) / 1000;
+    if (s.kind === 'rescan') {
+      this.stats.rescans++;
+      this.stats.lastDrift = drift;
+      this.stats.lastRescanSeconds = seconds;
+      if (corrections > 0) {
+        this.stats.corrections += corrections;
+        this.log.warn('rescan corrected the incremental state (events were lost)', { drift, corrections });
+      } else this.log.debug('rescan found no drift', { seconds: seconds.toFixed(3) });
+    } else {
+      this.stats.scans++;
+      this.complete = true;
+      this.log.info('spool scanned', {
+        messages: this.state.t.messages,
+        bytes: this.state.t.bytes,
+        frozen: this.state.t.frozen,
+        headers_read: headersRead,
+        seconds: seconds.toFixed(3),
+      });
+    }
+    this.scan = null;
+    this.readFs();
+    this.onChange?.();
+    s.resolve();
+  }
+}
+

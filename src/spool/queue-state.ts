@@ -1,0 +1,144 @@
+// The queue as the agent keeps it between scans: one entry per message id and
+// directory, with the sizes of its -H/-D/-J files and its frozen flag, and
+// running totals, so a scrape or a policy decision costs O(1).
+import { idArrivalTime } from './exim-id.js';
+
+export type StrayKind = 'header_temp' | 'data_without_header' | 'journal_without_header' | 'other';
+export const STRAY_KINDS: readonly StrayKind[] = ['header_temp', 'data_without_header', 'journal_without_header', 'other'];
+
+export interface Entry {
+  sub: string;
+  id: string;
+  /** sizes, -1 when the file does not exist */
+  h: number;
+  d: number;
+  j: number;
+  frozen: boolean;
+  /** header could not be parsed (garbage or truncated) */
+  badHeader: boolean;
+  /** size known (false right after a listing, until the details pass) */
+  sized: boolean;
+  arrival: number;
+}
+
+export interface QueueTotals {
+  messages: number;
+  bytes: number;
+  frozen: number;
+  badHeaders: number;
+  unsized: number;
+  dataWithoutHeader: number;
+  journalWithoutHeader: number;
+}
+
+export class QueueState {
+  readonly entries = new Map<string, Entry>();
+  /** names in input/ that are not message files: key `sub/name` -> kind */
+  readonly strays = new Map<string, StrayKind>();
+  readonly t: QueueTotals = {
+    messages: 0,
+    bytes: 0,
+    frozen: 0,
+    badHeaders: 0,
+    unsized: 0,
+    dataWithoutHeader: 0,
+    journalWithoutHeader: 0,
+  };
+  private strayCounts = { header_temp: 0, other: 0 };
+  private arrivals = new Map<number, number>();
+  private oldestCache: number | null = null;
+  private oldestDirty = false;
+
+  static key(sub: string, id: string): string {
+    return `${sub}/${id}`;
+  }
+
+  private account(e: Entry, sign: 1 | -1): void {
+    const t = this.t;
+    if (e.h >= 0) {
+      t.messages += sign;
+      t.bytes += sign * (e.h + Math.max(e.d, 0) + Math.max(e.j, 0));
+      if (e.frozen) t.frozen += sign;
+      if (e.badHeader) t.badHeaders += sign;
+      if (!e.sized) t.unsized += sign;
+      if (Number.isFinite(e.arrival)) {
+        const n = (this.arrivals.get(e.arrival) ?? 0) + sign;
+        if (n <= 0) {
+          this.arrivals.delete(e.arrival);
+          if (this.oldestCache === e.arrival) this.oldestDirty = true;
+        } else {
+          this.arrivals.set(e.arrival, n);
+          if (sign > 0 && this.oldestCache !== null && e.arrival < this.oldestCache) this.oldestCache = e.arrival;
+          if (sign > 0 && this.oldestCache === null) this.oldestDirty = true;
+        }
+      }
+    } else if (e.d >= 0) {
+      t.dataWithoutHeader += sign;
+    } else if (e.j >= 0) {
+      t.journalWithoutHeader += sign;
+    }
+  }
+
+  get(sub: string, id: string): Entry | undefined {
+    return this.entries.get(QueueState.key(sub, id));
+  }
+
+  /** Applies a change to one message: `patch` fields replace the entry's. */
+  update(sub: string, id: string, patch: Partial<Pick<Entry, 'h' | 'd' | 'j' | 'frozen' | 'badHeader' | 'sized'>>): void {
+    const key = QueueState.key(sub, id);
+    let e = this.entries.get(key);
+    if (e) this.account(e, -1);
+    else {
+      e = { sub, id, h: -1, d: -1, j: -1, frozen: false, badHeader: false, sized: true, arrival: idArrivalTime(id) };
+    }
+    Object.assign(e, patch);
+    if (e.h < 0 && e.d < 0 && e.j < 0) {
+      this.entries.delete(key);
+      return;
+    }
+    this.entries.set(key, e);
+    this.account(e, 1);
+  }
+
+  setStray(key: string, kind: 'header_temp' | 'other' | null): void {
+    const old = this.strays.get(key);
+    if (old === 'header_temp' || old === 'other') this.strayCounts[old]--;
+    if (kind) {
+      this.strays.set(key, kind);
+      this.strayCounts[kind]++;
+    } else this.strays.delete(key);
+  }
+
+  /** Forgets everything under one directory (a split directory removed). */
+  dropSub(sub: string): void {
+    for (const [k, e] of this.entries) if (e.sub === sub) this.update(e.sub, e.id, { h: -1, d: -1, j: -1 });
+    for (const k of this.strays.keys()) if (k.startsWith(`${sub}/`)) this.setStray(k, null);
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.strays.clear();
+    for (const k of Object.keys(this.t) as (keyof QueueTotals)[]) this.t[k] = 0;
+    this.strayCounts = { header_temp: 0, other: 0 };
+    this.arrivals.clear();
+    this.oldestCache = null;
+    this.oldestDirty = false;
+  }
+
+  strayCount(kind: StrayKind): number {
+    if (kind === 'data_without_header') return this.t.dataWithoutHeader;
+    if (kind === 'journal_without_header') return this.t.journalWithoutHeader;
+    return this.strayCounts[kind];
+  }
+
+  /** Arrival time of the oldest queued message (from its id), or null when empty. */
+  oldest(): number | null {
+    if (this.oldestDirty) {
+      let min: number | null = null;
+      for (const t of this.arrivals.keys()) if (min === null || t < min) min = t;
+      this.oldestCache = min;
+      this.oldestDirty = false;
+    }
+    return this.arrivals.size ? this.oldestCache : null;
+  }
+}
