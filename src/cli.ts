@@ -2,7 +2,6 @@
 // Argument parsing and dispatch only.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Agent } from './agent.js';
 import { ConfigError, loadConfig, toYaml } from './config.js';
 import { LockError } from './guard/flag.js';
 import { createLogger, type Level, LEVELS } from './log.js';
@@ -54,6 +53,7 @@ async function cmdRun(args: string[]): Promise<number> {
   if (!LEVELS.includes(level)) throw new UsageError(`--log.level: expected one of ${LEVELS.join(', ')}`);
   const configFile = values.config ?? (values.spool ? null : (process.env.SPOOL_GUARD_CONFIG ?? null));
   const log = createLogger(level);
+  const { Agent } = await import('./agent.js');
   const agent = new Agent({
     configFile,
     overrides: {

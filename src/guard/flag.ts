@@ -38,7 +38,7 @@ export interface FlagContent {
 }
 
 export function formatFlag(c: FlagContent): string {
-  let s = `reasons=${c.reasons.join(',')} since=${c.since ?? Math.floor(Date.now() / 1000)}`;
+  let s = `reasons=${c.reasons.join(',')} since=${Math.floor(c.since ?? Date.now() / 1000)}`;
   if (c.until !== null) s += ` until=${c.until}`;
   return s + '\n';
 }
