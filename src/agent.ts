@@ -41,7 +41,10 @@ export class Agent {
   private configWatcher: FSWatcher | null = null;
   private reloadState = { ok: true, lastSuccess: Date.now() / 1000 as number | null };
   private warnedMemory = new Set<string>();
-  private onHup = () => void this.reload('SIGHUP');
+  private onHup = () => {
+    void this.reload('SIGHUP');
+    this.web?.reload();
+  };
   address: { host: string; port: number } | null = null;
 
   constructor(private readonly opts: AgentOptions) {

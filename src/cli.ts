@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, toYaml } from './config.js';
 import { LockError } from './guard/flag.js';
+import { loadWebConfig, WebConfigError } from './http/web-config.js';
 import { createLogger, type Level, LEVELS } from './log.js';
 import { parseDuration } from './util/duration.js';
 import { VERSION } from './version.js';
@@ -84,6 +85,7 @@ function cmdCheckConfig(args: string[]): number {
   const file = values.config ?? process.env.SPOOL_GUARD_CONFIG;
   if (!file) throw new UsageError('--config: required');
   const cfg = loadConfig(file);
+  if (cfg.web.configFile) loadWebConfig(cfg.web.configFile);
   process.stdout.write(toYaml(cfg));
   return 0;
 }
@@ -218,6 +220,10 @@ async function main(argv: string[]): Promise<number> {
     }
   } catch (e) {
     if (e instanceof ConfigError) {
+      for (const p of e.problems) process.stderr.write(`spool-guard: config: ${p}\n`);
+      return 2;
+    }
+    if (e instanceof WebConfigError) {
       for (const p of e.problems) process.stderr.write(`spool-guard: config: ${p}\n`);
       return 2;
     }

@@ -229,7 +229,7 @@ export function acquireLock(path: string): () => void {
     }
     const [pidS, start] = holder.trim().split(' ');
     const pid = Number(pidS);
-    const alive = pid > 0 && pid !== process.pid && procStart(pid) !== null && procStart(pid) === start;
+    const alive = pid > 0 && procStart(pid) !== null && procStart(pid) === start;
     if (alive) throw new LockError(`flag is driven by another spool-guard (pid ${pid}, lock ${path})`);
     try {
       unlinkSync(path);
