@@ -56,5 +56,9 @@ export const fmtRatio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
 export function table(rows: Row[]): string {
   const head = '| figure | spool-guard | baseline | ratio |\n|---|---|---|---|\n';
   const c = (x: string) => x.replace(/\|/g, '\\|');
-  return head + rows.map((r) => `| ${c(r.figure)} | ${c(r.value)} | ${c(r.baseline)} | ${c(r.ratio)} |`).join('\n') + '\n';
+  return (
+    head +
+    rows.map((r) => `| ${c(r.figure)} | ${c(r.value)} | ${c(r.baseline)} | ${c(r.ratio)} |`).join('\n') +
+    '\n'
+  );
 }

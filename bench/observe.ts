@@ -10,12 +10,23 @@ import { metricValue, startAgent } from '../test/helpers/agent.js';
 import { mountTmpfs } from '../test/helpers/tmpfs.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { CLI } from '../test/helpers/agent.js';
-import { cpuSeconds, fmtMs, fmtRatio, median, percentile, type Row, rssBytes, shell, timeShell } from './lib.js';
+import {
+  cpuSeconds,
+  fmtMs,
+  fmtRatio,
+  median,
+  percentile,
+  type Row,
+  rssBytes,
+  shell,
+  timeShell,
+} from './lib.js';
 
 function fillSpool(dir: string, n: number): void {
   ensureSpoolDirs(dir);
   const now = Math.floor(Date.now() / 1000);
-  for (let i = 0; i < n; i++) writeMessage(dir, { split: true, frozen: i % 50 === 0, bodyBytes: 1024, arrival: now - (n - i) });
+  for (let i = 0; i < n; i++)
+    writeMessage(dir, { split: true, frozen: i % 50 === 0, bodyBytes: 1024, arrival: now - (n - i) });
 }
 
 function agentConfig(work: string, spool: string, extra = '', schedule = '0 0 1 1 *'): string {
@@ -33,21 +44,46 @@ ${extra}`,
 }
 
 /** start -> /readyz 200, process start included; and the agent's own listing time and bytes-complete time. */
-async function startupRun(cfg: string): Promise<{ readyMs: number; listMs: number; completeMs: number; rss: number; pid: number; stop: () => void; url: string }> {
+async function startupRun(
+  cfg: string,
+): Promise<{
+  readyMs: number;
+  listMs: number;
+  completeMs: number;
+  rss: number;
+  pid: number;
+  stop: () => void;
+  url: string;
+}> {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [CLI, 'run', '--config', cfg, '--web.listen-address', `127.0.0.1:${port}`], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [CLI, 'run', '--config', cfg, '--web.listen-address', `127.0.0.1:${port}`],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let log = '';
   proc.stderr.on('data', (d) => (log += d));
   const url = `http://127.0.0.1:${port}`;
-  await waitFor('ready', async () => (await fetch(`${url}/readyz`)).status === 200, { timeoutMs: 60_000, intervalMs: 5 });
+  await waitFor('ready', async () => (await fetch(`${url}/readyz`)).status === 200, {
+    timeoutMs: 60_000,
+    intervalMs: 5,
+  });
   const readyMs = performance.now() - t0;
   await waitFor('complete', () => /msg="spool scanned"/.test(log), { timeoutMs: 60_000, intervalMs: 5 });
   const completeMs = performance.now() - t0;
   const listMs = Number(/list_ms=([\d.]+)/.exec(log)?.[1] ?? Number.NaN);
-  return { readyMs, listMs, completeMs, rss: rssBytes(proc.pid!), pid: proc.pid!, url, stop: () => proc.kill('SIGKILL') };
+  return {
+    readyMs,
+    listMs,
+    completeMs,
+    rss: rssBytes(proc.pid!),
+    pid: proc.pid!,
+    url,
+    stop: () => proc.kill('SIGKILL'),
+  };
 }
 
 export async function benchObserve(sizes: number[], runs: number): Promise<Row[]> {
@@ -60,7 +96,10 @@ export async function benchObserve(sizes: number[], runs: number): Promise<Row[]
       fillSpool(fs.dir, n);
       const cfg = agentConfig(work, fs.dir);
       const findCount = timeShell(`cd ${fs.dir} && find input -name '*-H' | wc -l >/dev/null`, runs);
-      const findSizes = timeShell(`cd ${fs.dir} && find input -type f -printf '%s\\n' | awk '{s+=$1} END{print s}' >/dev/null`, runs);
+      const findSizes = timeShell(
+        `cd ${fs.dir} && find input -type f -printf '%s\\n' | awk '{s+=$1} END{print s}' >/dev/null`,
+        runs,
+      );
       const nodeStart = timeShell(`${process.execPath} -e 0`, runs);
       const ready: number[] = [];
       const list: number[] = [];
@@ -88,12 +127,42 @@ export async function benchObserve(sizes: number[], runs: number): Promise<Row[]
         await new Promise((res) => setTimeout(res, 100));
       }
       rows.push(
-        { figure: `start to /readyz 200 at ${n} (process start included)`, value: fmtMs(median(ready)), baseline: `node -e 0: ${fmtMs(nodeStart)}`, ratio: fmtRatio(median(ready), nodeStart) },
-        { figure: `listing (agent's own log) at ${n}`, value: fmtMs(median(list)), baseline: `find -name '*-H' | wc -l: ${fmtMs(findCount)}`, ratio: fmtRatio(median(list), findCount) },
-        { figure: `start to bytes and frozen complete at ${n}`, value: fmtMs(median(complete)), baseline: `find -printf '%s' summed: ${fmtMs(findSizes)}`, ratio: fmtRatio(median(complete), findSizes) },
-        { figure: `count agrees with find at ${n}`, value: String(count), baseline: String(fc), ratio: count === fc ? 'exact' : 'MISMATCH' },
-        { figure: `RSS at ${n} messages`, value: `${(median(rss) / 2 ** 20).toFixed(0)} MB`, baseline: '-', ratio: '-' },
-        { figure: `/metrics latency at ${n}, 10 scrapes/s (p50 / p99)`, value: `${fmtMs(percentile(lat, 50))} / ${fmtMs(percentile(lat, 99))}`, baseline: `existing exporter lists every spool dir per scrape: ${fmtMs(findCount)}`, ratio: fmtRatio(percentile(lat, 99), findCount) },
+        {
+          figure: `start to /readyz 200 at ${n} (process start included)`,
+          value: fmtMs(median(ready)),
+          baseline: `node -e 0: ${fmtMs(nodeStart)}`,
+          ratio: fmtRatio(median(ready), nodeStart),
+        },
+        {
+          figure: `listing (agent's own log) at ${n}`,
+          value: fmtMs(median(list)),
+          baseline: `find -name '*-H' | wc -l: ${fmtMs(findCount)}`,
+          ratio: fmtRatio(median(list), findCount),
+        },
+        {
+          figure: `start to bytes and frozen complete at ${n}`,
+          value: fmtMs(median(complete)),
+          baseline: `find -printf '%s' summed: ${fmtMs(findSizes)}`,
+          ratio: fmtRatio(median(complete), findSizes),
+        },
+        {
+          figure: `count agrees with find at ${n}`,
+          value: String(count),
+          baseline: String(fc),
+          ratio: count === fc ? 'exact' : 'MISMATCH',
+        },
+        {
+          figure: `RSS at ${n} messages`,
+          value: `${(median(rss) / 2 ** 20).toFixed(0)} MB`,
+          baseline: '-',
+          ratio: '-',
+        },
+        {
+          figure: `/metrics latency at ${n}, 10 scrapes/s (p50 / p99)`,
+          value: `${fmtMs(percentile(lat, 50))} / ${fmtMs(percentile(lat, 99))}`,
+          baseline: `existing exporter lists every spool dir per scrape: ${fmtMs(findCount)}`,
+          ratio: fmtRatio(percentile(lat, 99), findCount),
+        },
       );
       a.stop();
     } finally {
@@ -152,24 +221,52 @@ export async function benchChurn(seconds: number): Promise<Row[]> {
       const before = (await a.status()).spools[0].queue.messages;
       const ts = performance.now();
       arrive();
-      await waitFor('seen', async () => (await a.status()).spools[0].queue.messages === before + 1, { timeoutMs: 5000, intervalMs: 1 });
+      await waitFor('seen', async () => (await a.status()).spools[0].queue.messages === before + 1, {
+        timeoutMs: 5000,
+        intervalMs: 1,
+      });
       lags.push(performance.now() - ts);
     }
     // drift: the rescans that ran during the churn (every 10 s) against the incremental state
     const m0 = await a.metrics();
     const rescans = metricValue(m0, 'spoolguard_rescans_total', { spool: 'bench' }) ?? 0;
     const corrections = metricValue(m0, 'spoolguard_rescan_corrections_total', { spool: 'bench' }) ?? 0;
-    await waitFor('a rescan after the churn', async () => (metricValue(await a.metrics(), 'spoolguard_rescans_total', { spool: 'bench' }) ?? 0) > rescans, { timeoutMs: 15_000, intervalMs: 200 });
+    await waitFor(
+      'a rescan after the churn',
+      async () =>
+        (metricValue(await a.metrics(), 'spoolguard_rescans_total', { spool: 'bench' }) ?? 0) > rescans,
+      { timeoutMs: 15_000, intervalMs: 200 },
+    );
     const m = await a.metrics();
     const drift = metricValue(m, 'spoolguard_rescan_drift_messages', { spool: 'bench' });
     const cnt = metricValue(m, 'spoolguard_queue_messages', { spool: 'bench' });
     const fc = Number(shell(`cd ${fs.dir} && find input -name '*-H' | wc -l`).trim());
     await a.stop('SIGTERM');
     return [
-      { figure: `agent CPU while 2,000 msg/s arrive and leave (${seconds} s)`, value: `${cpu.toFixed(1)}% of one core`, baseline: 'target <= 25%', ratio: '-' },
-      { figure: 'lag from a change to the status/metric (p50 / p99)', value: `${fmtMs(percentile(lags, 50))} / ${fmtMs(percentile(lags, 99))}`, baseline: 'target p99 <= 50 ms', ratio: '-' },
-      { figure: 'count after the churn vs find', value: String(cnt), baseline: String(fc), ratio: cnt === fc ? 'exact' : 'MISMATCH' },
-      { figure: `rescan drift after ${seconds} s of churn (corrections during it)`, value: `${drift} (${corrections})`, baseline: 'target 0', ratio: '-' },
+      {
+        figure: `agent CPU while 2,000 msg/s arrive and leave (${seconds} s)`,
+        value: `${cpu.toFixed(1)}% of one core`,
+        baseline: 'target <= 25%',
+        ratio: '-',
+      },
+      {
+        figure: 'lag from a change to the status/metric (p50 / p99)',
+        value: `${fmtMs(percentile(lags, 50))} / ${fmtMs(percentile(lags, 99))}`,
+        baseline: 'target p99 <= 50 ms',
+        ratio: '-',
+      },
+      {
+        figure: 'count after the churn vs find',
+        value: String(cnt),
+        baseline: String(fc),
+        ratio: cnt === fc ? 'exact' : 'MISMATCH',
+      },
+      {
+        figure: `rescan drift after ${seconds} s of churn (corrections during it)`,
+        value: `${drift} (${corrections})`,
+        baseline: 'target 0',
+        ratio: '-',
+      },
     ];
   } finally {
     fs.dispose();
@@ -220,15 +317,26 @@ export async function benchReaction(crossings: number): Promise<Row[]> {
       written += chunk.length;
       if (flagAt < 0 && existsSync(flag)) flagAt = written;
       const target = ((performance.now() - t0) / 1000) * 100 * 2 ** 20;
-      if (written > target) await new Promise((r) => setTimeout(r, (written - target) / (100 * 2 ** 20) * 1000));
+      if (written > target)
+        await new Promise((r) => setTimeout(r, ((written - target) / (100 * 2 ** 20)) * 1000));
       if (flagAt >= 0 && written > flagAt + 4 * chunk.length) break;
     }
     const overshoot = flagAt / size - 0.5;
     const rate = 100 * 2 ** 20;
     await a.stop('SIGKILL');
     return [
-      { figure: `reaction: crossing write -> flag present (p50 / p99 over ${crossings})`, value: `${fmtMs(percentile(lat, 50))} / ${fmtMs(percentile(lat, 99))}`, baseline: 'target p50 <= 10 ms, p99 <= 50 ms', ratio: '-' },
-      { figure: 'overshoot at 100 MB/s on a 1 GiB tmpfs (used ratio at flag - enter line)', value: `${(overshoot * 100).toFixed(2)}% of size`, baseline: `5 s poll: ${((5 * rate) / size * 50).toFixed(1)}% avg, ${((5 * rate) / size * 100).toFixed(0)}% worst; 30 s poll: ${Math.min(50, (30 * rate) / size * 100).toFixed(0)}%+ (full)`, ratio: '-' },
+      {
+        figure: `reaction: crossing write -> flag present (p50 / p99 over ${crossings})`,
+        value: `${fmtMs(percentile(lat, 50))} / ${fmtMs(percentile(lat, 99))}`,
+        baseline: 'target p50 <= 10 ms, p99 <= 50 ms',
+        ratio: '-',
+      },
+      {
+        figure: 'overshoot at 100 MB/s on a 1 GiB tmpfs (used ratio at flag - enter line)',
+        value: `${(overshoot * 100).toFixed(2)}% of size`,
+        baseline: `5 s poll: ${(((5 * rate) / size) * 50).toFixed(1)}% avg, ${(((5 * rate) / size) * 100).toFixed(0)}% worst; 30 s poll: ${Math.min(50, ((30 * rate) / size) * 100).toFixed(0)}%+ (full)`,
+        ratio: '-',
+      },
     ];
   } finally {
     fs.dispose();

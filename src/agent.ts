@@ -1,18 +1,19 @@
 // The agent: the one place that wires the parts and owns their start/stop.
 // Data flows one way: observe (spool sources) -> decide (guards) -> act (flag,
 // hooks) / export (metrics, HTTP).
+// Startup order matters for time-to-ready: the spools' first scans start (in
+// their worker threads) before the HTTP stack is even loaded, so listing and
+// module loading overlap; heavy modules are imported only when used.
 import { readFileSync } from 'node:fs';
-import chokidar, { type FSWatcher } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import cron, { type ScheduledTask } from 'node-cron';
-import si from 'systeminformation';
 import type { FastifyInstance } from 'fastify';
 import { type Config, ConfigError, loadConfig, type Overrides, parseListenAddress } from './config.js';
 import { SpoolGuard } from './guard/guard.js';
 import { probeGreeting } from './guard/smtp-probe.js';
-import { createServer } from './http/server.js';
-import { WebSecurity } from './http/web-config.js';
+import type { WebSecurity } from './http/web-config.js';
 import type { Logger } from './log.js';
-import { createRegistry, type PeerView } from './metrics/metrics.js';
+import type { PeerView } from './metrics/metrics.js';
 import { EximSpool } from './spool/exim.js';
 import { TMPFS_MAGIC } from './spool/statfs.js';
 import { VERSION } from './version.js';
@@ -59,10 +60,12 @@ export class Agent {
     }
     this.loadToken();
     if (this.cfg.web.configFile) {
+      const { WebSecurity } = await import('./http/web-config.js');
       this.web = new WebSecurity({ path: this.cfg.web.configFile, log: log.child({ part: 'web' }) });
     }
-    await this.pollMemory();
     for (const sc of this.cfg.spools) this.addGuard(sc);
+    const memory = this.pollMemory();
+    const [{ createRegistry }, { createServer }] = await Promise.all([import('./metrics/metrics.js'), import('./http/server.js')]);
     const registry = createRegistry({
       version: VERSION,
       guards: () => this.guards,
@@ -93,7 +96,10 @@ export class Agent {
     this.ticker = setInterval(() => this.tick(), 1000);
     this.startCron();
     this.startProbes();
+    await memory;
+    for (const g of this.guards) this.checkFs(g);
     if (this.opts.watchConfig && this.cfg.file) {
+      const chokidar = (await import('chokidar')).default;
       this.configWatcher = chokidar.watch(this.cfg.file, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 100 } });
       this.configWatcher.on('change', () => void this.reload('file change'));
       this.configWatcher.on('add', () => void this.reload('file change'));
@@ -109,7 +115,7 @@ export class Agent {
     source.start();
     g.evaluate();
     this.guards.push(g);
-    this.checkFs(g);
+    if (this.app) this.checkFs(g);
     return g;
   }
 
@@ -141,6 +147,7 @@ export class Agent {
 
   private async pollMemory(): Promise<void> {
     try {
+      const si = (await import('systeminformation')).default;
       const m = await si.mem();
       this.memAvailable = m.available;
       this.memTotal = m.total;

@@ -232,8 +232,10 @@ export function buildConfig(raw: unknown, file: string | null, overrides: Overri
     if (file && r.spools) {
       throw new ConfigError(['--spool: cannot be combined with a config file that lists spools']);
     }
-    r.spools = [{ name: 'default', path: overrides.spool, flag_file: overrides.flagFile }];
-    if (!overrides.flagFile) delete r.spools[0].flag_file;
+    // paths given on the command line are relative to the cwd, not to the config file
+    r.spools = [{ name: 'default', path: resolve(overrides.spool), flag_file: overrides.flagFile }];
+    if (overrides.flagFile) r.spools[0].flag_file = resolve(overrides.flagFile);
+    else delete r.spools[0].flag_file;
   } else if (overrides.flagFile) {
     throw new ConfigError(['--flag-file: only valid together with --spool']);
   }

@@ -109,7 +109,9 @@ export function decide(i: Inputs, c: Thresholds, prev: DeferState, ov: Override 
   // defer mode held only by the operator ends with the override
   if (prev.thresholdSince === null) return out({ ...INITIAL_STATE });
   const blockers = releaseBlockers(i, c);
-  const heldLongEnough = now - prev.thresholdSince >= c.minDeferSeconds;
+  // a manual `on` has just ended: defer mode ends at once unless a threshold holds (the min hold is not for the operator)
+  const manualEnded = prev.reasons.includes('manual');
+  const heldLongEnough = manualEnded || now - prev.thresholdSince >= c.minDeferSeconds;
   if (blockers.length === 0 && heldLongEnough) return out({ ...INITIAL_STATE });
   const reasons = blockers.length ? blockers : prev.reasons.filter((r) => r !== 'manual');
   return out({ ...prev, reasons: reasons.length ? reasons : prev.reasons });

@@ -17,10 +17,10 @@ export class Trend {
 
   add(s: Sample): void {
     const last = this.samples[this.samples.length - 1];
-    if (last && s.t - this.samples[Math.max(0, this.samples.length - 2)].t < this.resolutionSeconds && this.samples.length > 1) {
+    if (last && s.t < last.t) {
+      this.samples = [s]; // clock went backwards (checked first: it is also "within the resolution")
+    } else if (last && s.t - this.samples[Math.max(0, this.samples.length - 2)].t < this.resolutionSeconds && this.samples.length > 1) {
       this.samples[this.samples.length - 1] = s;
-    } else if (last && s.t < last.t) {
-      this.samples = [s]; // clock went backwards
     } else this.samples.push(s);
     const cut = s.t - this.windowSeconds;
     let i = 0;

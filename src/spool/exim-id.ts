@@ -55,6 +55,7 @@ function allBase62(s: string, from: number, to: number): boolean {
 
 /** Arrival time (epoch seconds) encoded in the id's first six characters, or NaN. */
 export function idArrivalTime(id: string): number {
+  if (id.length < 6) return Number.NaN;
   return decodeBase62(id.slice(0, 6));
 }
 

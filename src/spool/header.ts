@@ -51,7 +51,13 @@ export function parseHeader(buf: Uint8Array, eof = true): HeaderResult {
     const opt = line();
     if (opt === null) return more('truncated in the options');
     // `--name` marks a tainted value (Exim 4.94+); the option is the same
-    const name = opt.startsWith('--') ? opt.slice(2) : opt.slice(1);
+    let name = opt.startsWith('--') ? opt.slice(2) : opt.slice(1);
+    // `--(<lookup type>)name`: a value quoted for that lookup (Exim 4.97+); the option is the same
+    if (name.startsWith('(')) {
+      const close = name.indexOf(')');
+      if (close < 0) return { ok: false, incomplete: false, error: `malformed option "${opt.slice(0, 40)}"` };
+      name = name.slice(close + 1);
+    }
     if (name.startsWith('acl')) {
       // `-acl <n> <len>` (old), `-aclc <name> <len>`, `-aclm <name> <len>`: value follows, then "\n"
       const m = /^acl[cm]? \S+ (\d+)$/.exec(name);
