@@ -44,9 +44,7 @@ ${extra}`,
 }
 
 /** start -> /readyz 200, process start included; and the agent's own listing time and bytes-complete time. */
-async function startupRun(
-  cfg: string,
-): Promise<{
+async function startupRun(cfg: string): Promise<{
   readyMs: number;
   listMs: number;
   completeMs: number;

@@ -5,6 +5,7 @@
 // their worker threads) before the HTTP stack is even loaded, so listing and
 // module loading overlap; heavy modules are imported only when used.
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { FSWatcher } from 'chokidar';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { FastifyInstance } from 'fastify';
@@ -40,7 +41,7 @@ export class Agent {
   private web: WebSecurity | null = null;
   private token: string | null = null;
   private configWatcher: FSWatcher | null = null;
-  private reloadState = { ok: true, lastSuccess: Date.now() / 1000 as number | null };
+  private reloadState = { ok: true, lastSuccess: (Date.now() / 1000) as number | null };
   private warnedMemory = new Set<string>();
   private onHup = () => {
     void this.reload('SIGHUP');
@@ -56,7 +57,9 @@ export class Agent {
   async start(): Promise<void> {
     const log = this.log;
     if (process.getuid?.() === 0) {
-      log.warn('running as root: not needed; run as a user in the Exim group (see the README security section)');
+      log.warn(
+        'running as root: not needed; run as a user in the Exim group (see the README security section)',
+      );
     }
     this.loadToken();
     if (this.cfg.web.configFile) {
@@ -65,7 +68,10 @@ export class Agent {
     }
     for (const sc of this.cfg.spools) this.addGuard(sc);
     const memory = this.pollMemory();
-    const [{ createRegistry }, { createServer }] = await Promise.all([import('./metrics/metrics.js'), import('./http/server.js')]);
+    const [{ createRegistry }, { createServer }] = await Promise.all([
+      import('./metrics/metrics.js'),
+      import('./http/server.js'),
+    ]);
     const registry = createRegistry({
       version: VERSION,
       guards: () => this.guards,
@@ -92,7 +98,11 @@ export class Agent {
       this.web.attach(this.app.server as unknown as import('node:tls').Server);
       this.web.watch();
     }
-    log.info('listening', { address: this.cfg.web.listenAddress, port: this.address?.port, tls: !!this.web?.current()?.tls });
+    log.info('listening', {
+      address: this.cfg.web.listenAddress,
+      port: this.address?.port,
+      tls: !!this.web?.current()?.tls,
+    });
     this.ticker = setInterval(() => this.tick(), 1000);
     this.startCron();
     this.startProbes();
@@ -100,7 +110,10 @@ export class Agent {
     for (const g of this.guards) this.checkFs(g);
     if (this.opts.watchConfig && this.cfg.file) {
       const chokidar = (await import('chokidar')).default;
-      this.configWatcher = chokidar.watch(this.cfg.file, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 100 } });
+      this.configWatcher = chokidar.watch(this.cfg.file, {
+        ignoreInitial: true,
+        awaitWriteFinish: { stabilityThreshold: 100 },
+      });
       this.configWatcher.on('change', () => void this.reload('file change'));
       this.configWatcher.on('add', () => void this.reload('file change'));
       process.on('SIGHUP', this.onHup);
@@ -122,9 +135,19 @@ export class Agent {
   private checkFs(g: SpoolGuard): void {
     const fs = g.source.observe().fs;
     if (fs && fs.typeMagic !== TMPFS_MAGIC) {
-      this.log.warn('spool is not on a tmpfs (reported, not refused)', { spool: g.name, fstype: fs.fstype, path: g.cfg.path });
+      this.log.warn('spool is not on a tmpfs (reported, not refused)', {
+        spool: g.name,
+        fstype: fs.fstype,
+        path: g.cfg.path,
+      });
     }
-    if (fs && this.memAvailable !== null && fs.sizeBytes > this.memAvailable && !this.warnedMemory.has(g.name)) {
+    if (
+      fs &&
+      fs.typeMagic === TMPFS_MAGIC &&
+      this.memAvailable !== null &&
+      fs.sizeBytes > this.memAvailable &&
+      !this.warnedMemory.has(g.name)
+    ) {
       this.warnedMemory.add(g.name);
       this.log.warn('the spool tmpfs could grow larger than the memory available', {
         spool: g.name,
@@ -186,11 +209,20 @@ export class Agent {
       const run = async () => {
         if (running) return;
         running = true;
-        const r = await probeGreeting(p.address, { timeoutMs: p.timeoutSeconds * 1000, localAddress: p.sourceAddress ?? undefined });
+        const r = await probeGreeting(p.address, {
+          timeoutMs: p.timeoutSeconds * 1000,
+          localAddress: p.sourceAddress ?? undefined,
+          ehlo: hostname(),
+        });
         running = false;
         const up = r.ok;
         if (view.up !== null && view.up !== up) {
-          (up ? this.log.info : this.log.warn)(`peer ${up ? 'up' : 'down'}`, { peer: p.name, role: p.role, code: r.code, err: r.error });
+          (up ? this.log.info : this.log.warn)(`peer ${up ? 'up' : 'down'}`, {
+            peer: p.name,
+            role: p.role,
+            code: r.code,
+            err: r.error,
+          });
         }
         view.up = up;
         view.ms = r.ms;
@@ -210,18 +242,23 @@ export class Agent {
       const problems: string[] = [];
       for (const g of this.guards) {
         const n = next.spools.find((s) => s.name === g.name);
-        if (g.flagPresent && !n) problems.push(`spools: spool ${g.name} is deferring and cannot be dropped (release it first)`);
+        if (g.flagPresent && !n)
+          problems.push(`spools: spool ${g.name} is deferring and cannot be dropped (release it first)`);
         if (n && n.flagFile !== g.cfg.flagFile && g.flagPresent) {
           problems.push(`spools.${g.name}.flag_file: cannot move the flag of a deferring spool`);
         }
-        if (n && n.path !== g.cfg.path) problems.push(`spools.${g.name}.path: changing a spool's path needs a restart`);
-        if (n && n.flagFile !== g.cfg.flagFile) problems.push(`spools.${g.name}.flag_file: changing a flag file needs a restart`);
+        if (n && n.path !== g.cfg.path)
+          problems.push(`spools.${g.name}.path: changing a spool's path needs a restart`);
+        if (n && n.flagFile !== g.cfg.flagFile)
+          problems.push(`spools.${g.name}.flag_file: changing a flag file needs a restart`);
       }
-      if (next.web.listenAddress !== this.cfg.web.listenAddress) problems.push('web.listen_address: changing it needs a restart');
+      if (next.web.listenAddress !== this.cfg.web.listenAddress)
+        problems.push('web.listen_address: changing it needs a restart');
       if (problems.length) throw new ConfigError(problems);
     } catch (e) {
       const problems = e instanceof ConfigError ? e.problems : [String(e)];
-      for (const p of problems) this.log.error('config reload refused; the old config stays in force', { why, problem: p });
+      for (const p of problems)
+        this.log.error('config reload refused; the old config stays in force', { why, problem: p });
       this.reloadState = { ok: false, lastSuccess: this.reloadState.lastSuccess };
       return false;
     }

@@ -30,7 +30,12 @@ function parse(
   options: Record<string, { type: 'string' | 'boolean'; short?: string }>,
 ): { values: Record<string, any>; positionals: string[] } {
   try {
-    const r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    const r = parseArgs({
+      args,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
     return { values: r.values as Record<string, any>, positionals: r.positionals };
   } catch (e) {
     throw new UsageError((e as Error).message.split('\n')[0]);
@@ -67,7 +72,10 @@ async function cmdRun(args: string[]): Promise<number> {
     watchConfig: true,
   });
   log.level = agent.cfg.log.level;
-  log.info('starting spool-guard', { version: VERSION, spools: agent.cfg.spools.map((s) => s.name).join(',') });
+  log.info('starting spool-guard', {
+    version: VERSION,
+    spools: agent.cfg.spools.map((s) => s.name).join(','),
+  });
   await agent.start();
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
@@ -107,7 +115,9 @@ async function cmdStatus(args: string[]): Promise<number> {
   try {
     r = await fetchJson(`${base}/api/v1/status`);
   } catch (e) {
-    process.stderr.write(`spool-guard status: ${base} unreachable: ${(e as Error).cause ?? (e as Error).message}\n`);
+    process.stderr.write(
+      `spool-guard status: ${base} unreachable: ${(e as Error).cause ?? (e as Error).message}\n`,
+    );
     return 1;
   }
   if (r.status !== 200) {
@@ -121,7 +131,8 @@ async function cmdStatus(args: string[]): Promise<number> {
   const out: string[] = [];
   for (const s of r.body.spools ?? []) {
     const fs = s.filesystem;
-    const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(x * 100).toFixed(1)}%`);
+    const pct = (x: number | null | undefined) =>
+      x === null || x === undefined ? 'n/a' : `${(x * 100).toFixed(1)}%`;
     out.push(
       `${s.name}: ${s.defer.active ? `DEFERRING (${s.defer.reasons.join(',') || 'unknown'})` : 'accepting'}` +
         `${s.up ? '' : ` [DOWN: ${s.error}]`}` +
@@ -131,7 +142,8 @@ async function cmdStatus(args: string[]): Promise<number> {
         `${s.complete ? '' : '  (bytes/frozen still being counted)'}`,
     );
   }
-  for (const p of r.body.peers ?? []) out.push(`peer ${p.name} (${p.role}): ${p.up === null ? 'pending' : p.up ? 'up' : 'DOWN'}`);
+  for (const p of r.body.peers ?? [])
+    out.push(`peer ${p.name} (${p.role}): ${p.up === null ? 'pending' : p.up ? 'up' : 'DOWN'}`);
   process.stdout.write(out.join('\n') + '\n');
   return 0;
 }
@@ -144,11 +156,13 @@ async function cmdDefer(args: string[]): Promise<number> {
     'token-file': { type: 'string' },
   });
   const mode = positionals[0];
-  if (mode !== 'on' && mode !== 'off' && mode !== 'auto') throw new UsageError('defer: expected on, off or auto');
+  if (mode !== 'on' && mode !== 'off' && mode !== 'auto')
+    throw new UsageError('defer: expected on, off or auto');
   let ttl: number | undefined;
   if (values.for !== undefined) {
     ttl = parseDuration(values.for);
-    if (Number.isNaN(ttl) || ttl <= 0) throw new UsageError(`--for: expected a duration such as 30m, got ${values.for}`);
+    if (Number.isNaN(ttl) || ttl <= 0)
+      throw new UsageError(`--for: expected a duration such as 30m, got ${values.for}`);
   }
   if (mode === 'off' && ttl === undefined) throw new UsageError('--for: required with "off" (at most 24h)');
   if (mode === 'off' && ttl! > 86400) throw new UsageError('--for: at most 24h with "off"');
@@ -167,10 +181,16 @@ async function cmdDefer(args: string[]): Promise<number> {
     r = await fetchJson(`${base}/api/v1/defer`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify({ mode, ...(values.name ? { spool: values.name } : {}), ...(ttl ? { ttl_seconds: ttl } : {}) }),
+      body: JSON.stringify({
+        mode,
+        ...(values.name ? { spool: values.name } : {}),
+        ...(ttl ? { ttl_seconds: ttl } : {}),
+      }),
     });
   } catch (e) {
-    process.stderr.write(`spool-guard defer: ${base} unreachable: ${(e as Error).cause ?? (e as Error).message}\n`);
+    process.stderr.write(
+      `spool-guard defer: ${base} unreachable: ${(e as Error).cause ?? (e as Error).message}\n`,
+    );
     return 1;
   }
   if (r.status !== 200) {
@@ -236,7 +256,9 @@ async function main(argv: string[]): Promise<number> {
       return 1;
     }
     const err = e as NodeJS.ErrnoException;
-    process.stderr.write(`spool-guard: ${err.code === 'EADDRINUSE' ? `listen address in use: ${err.message}` : (err.stack ?? String(e))}\n`);
+    process.stderr.write(
+      `spool-guard: ${err.code === 'EADDRINUSE' ? `listen address in use: ${err.message}` : (err.stack ?? String(e))}\n`,
+    );
     return 1;
   }
 }

@@ -16,7 +16,14 @@ export class ConfigError extends Error {
 }
 
 export type DeferReason = 'bytes' | 'inodes' | 'queue' | 'time_to_full' | 'memory' | 'manual';
-export const DEFER_REASONS: readonly DeferReason[] = ['bytes', 'inodes', 'queue', 'time_to_full', 'memory', 'manual'];
+export const DEFER_REASONS: readonly DeferReason[] = [
+  'bytes',
+  'inodes',
+  'queue',
+  'time_to_full',
+  'memory',
+  'manual',
+];
 
 export interface EnterThresholds {
   usedBytesRatio: number | null;
@@ -211,7 +218,8 @@ export function loadConfig(file: string | null, overrides: Overrides = {}): Conf
     }
     try {
       const doc = YAML.parseDocument(text, { uniqueKeys: true });
-      if (doc.errors.length) throw new ConfigError(doc.errors.map((er) => `config file ${file}: ${er.message}`));
+      if (doc.errors.length)
+        throw new ConfigError(doc.errors.map((er) => `config file ${file}: ${er.message}`));
       raw = doc.toJS() ?? {};
     } catch (e) {
       if (e instanceof ConfigError) throw e;
@@ -253,15 +261,19 @@ export function buildConfig(raw: unknown, file: string | null, overrides: Overri
   const dur = (v: unknown, key: string, def: number): number => {
     if (v === undefined) return def;
     const s = parseDuration(v as string);
-    if (Number.isNaN(s)) problems.push(`${key}: expected a duration such as 30s, 5m or 1h, got ${JSON.stringify(v)}`);
+    if (Number.isNaN(s))
+      problems.push(`${key}: expected a duration such as 30s, 5m or 1h, got ${JSON.stringify(v)}`);
+    else if (s < 0.1) problems.push(`${key}: expected at least 100ms, got ${JSON.stringify(v)}`);
     return s;
   };
   const listen = overrides.listenAddress ?? r.web?.listen_address ?? DEFAULT_LISTEN;
-  if (!parseListenAddress(listen)) problems.push(`web.listen_address: expected HOST:PORT, got ${JSON.stringify(listen)}`);
+  if (!parseListenAddress(listen))
+    problems.push(`web.listen_address: expected HOST:PORT, got ${JSON.stringify(listen)}`);
   const level = (overrides.logLevel ?? r.log?.level ?? 'info') as Level;
   if (!LEVELS.includes(level)) problems.push(`log.level: expected one of ${LEVELS.join(', ')}`);
   const schedule = r.rescan?.schedule ?? '* * * * *';
-  if (!cron.validate(schedule)) problems.push(`rescan.schedule: expected a cron expression, got ${JSON.stringify(schedule)}`);
+  if (!cron.validate(schedule))
+    problems.push(`rescan.schedule: expected a cron expression, got ${JSON.stringify(schedule)}`);
 
   const names = new Set<string>();
   const flags = new Map<string, string>();
@@ -282,11 +294,17 @@ export function buildConfig(raw: unknown, file: string | null, overrides: Overri
       timeToFullSeconds: pick(d, 'time_to_full_seconds', 300),
       memoryAvailableBytes: pick(d, 'memory_available_bytes', null),
     };
-    const below = (x: number | null) => (x === null ? null : Math.max(0, Math.round((x - 0.2) * 1000) / 1000));
+    // default release line: 0.2 below the enter line, but never below half of it (so it can be reached)
+    const below = (x: number | null) =>
+      x === null ? null : Math.round(Math.max(x - 0.2, x / 2) * 1000) / 1000;
     const release: ReleaseThresholds = {
       usedBytesRatio: pick(rl, 'used_bytes_ratio', below(defer.usedBytesRatio)),
       usedInodesRatio: pick(rl, 'used_inodes_ratio', below(defer.usedInodesRatio)),
-      queueMessages: pick(rl, 'queue_messages', defer.queueMessages === null ? null : Math.floor(defer.queueMessages / 2)),
+      queueMessages: pick(
+        rl,
+        'queue_messages',
+        defer.queueMessages === null ? null : Math.floor(defer.queueMessages / 2),
+      ),
     };
     const pairs: [keyof ReleaseThresholds, string][] = [
       ['usedBytesRatio', 'used_bytes_ratio'],
@@ -296,7 +314,8 @@ export function buildConfig(raw: unknown, file: string | null, overrides: Overri
     for (const [k, key] of pairs) {
       const en = defer[k];
       const re = release[k];
-      if (re !== null && en === null) problems.push(`${at}.release.${key}: set, but ${at}.defer.${key} is not`);
+      if (re !== null && en === null)
+        problems.push(`${at}.release.${key}: set, but ${at}.defer.${key} is not`);
       if (re !== null && en !== null && re >= en) {
         problems.push(`${at}.release.${key}: expected below ${at}.defer.${key} (${en}), got ${re}`);
       }
@@ -328,7 +347,8 @@ export function buildConfig(raw: unknown, file: string | null, overrides: Overri
     const at = `probes[${i}]`;
     if (probeNames.has(p.name)) problems.push(`${at}.name: duplicate probe name ${JSON.stringify(p.name)}`);
     probeNames.add(p.name);
-    if (!parseHostPort(p.address)) problems.push(`${at}.address: expected HOST:PORT, got ${JSON.stringify(p.address)}`);
+    if (!parseHostPort(p.address))
+      problems.push(`${at}.address: expected HOST:PORT, got ${JSON.stringify(p.address)}`);
     return {
       name: p.name,
       role: p.role,

@@ -3,6 +3,7 @@
 // and only inside the flag's own directory. Also the state file (overrides) and
 // the lock that keeps two agents from driving one flag.
 import {
+  chmodSync,
   closeSync,
   constants,
   fsyncSync,
@@ -50,7 +51,8 @@ export function parseFlag(text: string): FlagContent {
     if (eq < 0) continue;
     const k = part.slice(0, eq);
     const v = part.slice(eq + 1);
-    if (k === 'reasons') out.reasons = v.split(',').filter((r): r is DeferReason => (DEFER_REASONS as string[]).includes(r));
+    if (k === 'reasons')
+      out.reasons = v.split(',').filter((r): r is DeferReason => (DEFER_REASONS as string[]).includes(r));
     else if (k === 'since' && /^\d+$/.test(v)) out.since = Number(v);
     else if (k === 'until' && /^\d+$/.test(v)) out.until = Number(v);
   }
@@ -65,13 +67,15 @@ function errCode(e: unknown): string {
 export function ensureDir(dir: string): void {
   try {
     const st = lstatSync(dir);
-    if (st.isSymbolicLink()) throw new FlagError(`${dir} is a symlink; refusing to write through it`, 'ELOOP');
+    if (st.isSymbolicLink())
+      throw new FlagError(`${dir} is a symlink; refusing to write through it`, 'ELOOP');
     if (!st.isDirectory()) throw new FlagError(`${dir} is not a directory`, 'ENOTDIR');
   } catch (e) {
     if (e instanceof FlagError) throw e;
     if (errCode(e) !== 'ENOENT') throw new FlagError(`${dir}: ${(e as Error).message}`, errCode(e));
     try {
       mkdirSync(dir, { recursive: true, mode: 0o755 });
+      chmodSync(dir, 0o755); // Exim (another user) must be able to see the flag, whatever the umask
     } catch (e2) {
       throw new FlagError(`cannot create ${dir}: ${(e2 as Error).message}`, errCode(e2));
     }
@@ -183,13 +187,15 @@ export class FlagFile {
   }
 }
 
-
 // ---- lock ---------------------------------------------------------------
 
+/** Start time of a live process, or null (gone, or a zombie nobody reaped: it holds nothing). */
 function procStart(pid: number): string | null {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return s.slice(s.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    if (f[0] === 'Z' || f[0] === 'X') return null;
+    return f[19] ?? null;
   } catch {
     return null;
   }

@@ -92,7 +92,11 @@ export class SpoolGuard {
         since,
       });
     }
-    if (this.override) this.log.info('manual override restored', { mode: this.override.mode, until: this.override.until ?? 'auto' });
+    if (this.override)
+      this.log.info('manual override restored', {
+        mode: this.override.mode,
+        until: this.override.until ?? 'auto',
+      });
     if (this.cfg.relayAddress) {
       this.relayTimer = setInterval(() => void this.checkRelay(), this.cfg.relayCheckIntervalSeconds * 1000);
       this.relayTimer.unref();
@@ -113,7 +117,9 @@ export class SpoolGuard {
     const inodesRatio = fs ? usedInodesRatio(fs) : null;
     if (fs && bytesRatio === null && inodesRatio === null && !this.warnedUnlimited) {
       this.warnedUnlimited = true;
-      this.log.warn('spool filesystem is unlimited (size and inodes 0): no ratios; only memory_available_bytes protects it');
+      this.log.warn(
+        'spool filesystem is unlimited (size and inodes 0): no ratios; only memory_available_bytes protects it',
+      );
     }
     return {
       observable: o.up,
@@ -129,7 +135,8 @@ export class SpoolGuard {
   evaluate(now = nowSec()): void {
     const o = this.source.observe();
     this.lastObservation = o;
-    if (this.lastEval !== null && this.flagPresent) this.counters.deferSeconds += Math.max(0, now - this.lastEval);
+    if (this.lastEval !== null && this.flagPresent)
+      this.counters.deferSeconds += Math.max(0, now - this.lastEval);
     this.lastEval = now;
     if (o.up && o.fs) {
       this.trend.add({ t: now, bytes: usedBytes(o.fs), inodes: usedInodes(o.fs) });
@@ -174,7 +181,8 @@ export class SpoolGuard {
       onDisk = this.flagPresent;
     }
     const reasonsChanged = prev.reasons.join(',') !== s.reasons.join(',');
-    const needWrite = s.active && (!onDisk || reasonsChanged || until !== this.wroteUntil || !this.flagPresent);
+    const needWrite =
+      s.active && (!onDisk || reasonsChanged || until !== this.wroteUntil || !this.flagPresent);
     const needRemove = !s.active && onDisk;
     if (s.active && !prev.active) {
       this.counters.transitions++;
@@ -186,7 +194,8 @@ export class SpoolGuard {
       });
     }
     if (s.active && onDisk && !this.flagPresent && prev.active) this.flagPresent = true;
-    if (s.active && !onDisk && prev.active && this.flagPresent) this.log.warn('flag file disappeared; writing it again');
+    if (s.active && !onDisk && prev.active && this.flagPresent)
+      this.log.warn('flag file disappeared; writing it again');
     try {
       if (needWrite) {
         this.flag.write({ reasons: s.reasons, since: s.since, until });
@@ -230,11 +239,15 @@ export class SpoolGuard {
     this.relayInFlight = true;
     try {
       const expectDefer = this.flagPresent;
-      const r = await probeGreeting(addr, { timeoutMs: 5000, localAddress: this.cfg.relaySourceAddress ?? undefined });
+      const r = await probeGreeting(addr, {
+        timeoutMs: 5000,
+        localAddress: this.cfg.relaySourceAddress ?? undefined,
+      });
       this.counters.relayChecks++;
       const code = r.code ?? null;
       // the state may have changed while the probe ran: judge against the state it started with
-      const enforcing = code !== null && (expectDefer ? code >= 400 && code < 500 : code >= 200 && code < 300);
+      const enforcing =
+        code !== null && (expectDefer ? code >= 400 && code < 500 : code >= 200 && code < 300);
       const was = this.relay?.enforcing;
       this.relay = { enforcing, code, error: r.error ?? null, at: nowSec() };
       if (!enforcing && this.flagPresent === expectDefer) {
@@ -244,7 +257,8 @@ export class SpoolGuard {
           greeting: code ?? 'none',
           err: r.error,
         });
-      } else if (enforcing && was === false) this.log.info('relay enforces the defer state again', { relay: addr });
+      } else if (enforcing && was === false)
+        this.log.info('relay enforces the defer state again', { relay: addr });
     } finally {
       this.relayInFlight = false;
     }
@@ -308,7 +322,9 @@ export class SpoolGuard {
           }
         : null,
       stray_files: o.strays,
-      fill_rate: this.fillRate ? { bytes_per_second: this.fillRate.bytes, inodes_per_second: this.fillRate.inodes } : null,
+      fill_rate: this.fillRate
+        ? { bytes_per_second: this.fillRate.bytes, inodes_per_second: this.fillRate.inodes }
+        : null,
       time_to_full_seconds: Number.isFinite(this.ttf) ? this.ttf : null,
       defer: {
         active: this.flagPresent,
@@ -333,7 +349,12 @@ export class SpoolGuard {
         min_defer_seconds: c.minDeferSeconds,
       },
       relay: c.relayAddress
-        ? { address: c.relayAddress, enforcing: this.relay?.enforcing ?? null, greeting_code: this.relay?.code ?? null, checked_at: this.relay?.at ?? null }
+        ? {
+            address: c.relayAddress,
+            enforcing: this.relay?.enforcing ?? null,
+            greeting_code: this.relay?.code ?? null,
+            checked_at: this.relay?.at ?? null,
+          }
         : null,
     };
   }

@@ -26,7 +26,14 @@ export function runHook(
       settled = true;
       clearTimeout(timer);
       const res = { ...r, ms: performance.now() - t0 };
-      if (!res.ok) log.error('hook failed', { hook: argv[0], code: r.code, signal: r.signal, timed_out: r.timedOut, err: r.error });
+      if (!res.ok)
+        log.error('hook failed', {
+          hook: argv[0],
+          code: r.code,
+          signal: r.signal,
+          timed_out: r.timedOut,
+          err: r.error,
+        });
       else log.info('hook ran', { hook: argv[0], ms: res.ms.toFixed(0) });
       resolve(res);
     };
@@ -55,7 +62,13 @@ export function runHook(
     }, timeoutSeconds * 1000);
     child.on('error', (e) => done({ ok: false, code: null, signal: null, timedOut, error: e.message }));
     child.on('close', (code, signal) =>
-      done({ ok: code === 0 && !timedOut, code, signal, timedOut, error: stderr.trim().slice(0, 300) || undefined }),
+      done({
+        ok: code === 0 && !timedOut,
+        code,
+        signal,
+        timedOut,
+        error: stderr.trim().slice(0, 300) || undefined,
+      }),
     );
   });
 }

@@ -35,11 +35,18 @@ export type Thresholds = Pick<SpoolConfig, 'defer' | 'release' | 'minDeferSecond
 export function enterReasons(i: Inputs, c: Thresholds): DeferReason[] {
   const r: DeferReason[] = [];
   const d = c.defer;
-  if (d.usedBytesRatio !== null && i.usedBytesRatio !== null && i.usedBytesRatio >= d.usedBytesRatio) r.push('bytes');
-  if (d.usedInodesRatio !== null && i.usedInodesRatio !== null && i.usedInodesRatio >= d.usedInodesRatio) r.push('inodes');
-  if (d.queueMessages !== null && i.queueMessages !== null && i.queueMessages >= d.queueMessages) r.push('queue');
+  if (d.usedBytesRatio !== null && i.usedBytesRatio !== null && i.usedBytesRatio >= d.usedBytesRatio)
+    r.push('bytes');
+  if (d.usedInodesRatio !== null && i.usedInodesRatio !== null && i.usedInodesRatio >= d.usedInodesRatio)
+    r.push('inodes');
+  if (d.queueMessages !== null && i.queueMessages !== null && i.queueMessages >= d.queueMessages)
+    r.push('queue');
   if (d.timeToFullSeconds !== null && i.timeToFullSeconds < d.timeToFullSeconds) r.push('time_to_full');
-  if (d.memoryAvailableBytes !== null && i.memoryAvailableBytes !== null && i.memoryAvailableBytes < d.memoryAvailableBytes) {
+  if (
+    d.memoryAvailableBytes !== null &&
+    i.memoryAvailableBytes !== null &&
+    i.memoryAvailableBytes < d.memoryAvailableBytes
+  ) {
     r.push('memory');
   }
   return r;
@@ -49,9 +56,12 @@ export function enterReasons(i: Inputs, c: Thresholds): DeferReason[] {
 export function releaseBlockers(i: Inputs, c: Thresholds): DeferReason[] {
   const r: DeferReason[] = [];
   const l = c.release;
-  if (l.usedBytesRatio !== null && i.usedBytesRatio !== null && i.usedBytesRatio > l.usedBytesRatio) r.push('bytes');
-  if (l.usedInodesRatio !== null && i.usedInodesRatio !== null && i.usedInodesRatio > l.usedInodesRatio) r.push('inodes');
-  if (l.queueMessages !== null && i.queueMessages !== null && i.queueMessages > l.queueMessages) r.push('queue');
+  if (l.usedBytesRatio !== null && i.usedBytesRatio !== null && i.usedBytesRatio > l.usedBytesRatio)
+    r.push('bytes');
+  if (l.usedInodesRatio !== null && i.usedInodesRatio !== null && i.usedInodesRatio > l.usedInodesRatio)
+    r.push('inodes');
+  if (l.queueMessages !== null && i.queueMessages !== null && i.queueMessages > l.queueMessages)
+    r.push('queue');
   return r;
 }
 
@@ -64,7 +74,13 @@ export interface Decision {
   released: boolean;
 }
 
-export function decide(i: Inputs, c: Thresholds, prev: DeferState, ov: Override | null, now: number): Decision {
+export function decide(
+  i: Inputs,
+  c: Thresholds,
+  prev: DeferState,
+  ov: Override | null,
+  now: number,
+): Decision {
   let override = ov;
   let overrideExpired = false;
   if (override && override.until !== null && now >= override.until) {
@@ -82,10 +98,13 @@ export function decide(i: Inputs, c: Thresholds, prev: DeferState, ov: Override 
   if (!i.observable) {
     // nothing known: keep defer mode as it was (a manual `on` still holds it; an ended one leaves the rest)
     if (override?.mode === 'on') {
-      const reasons = prev.reasons.includes('manual') ? prev.reasons : (['manual', ...prev.reasons] as DeferReason[]);
+      const reasons = prev.reasons.includes('manual')
+        ? prev.reasons
+        : (['manual', ...prev.reasons] as DeferReason[]);
       return out({ ...prev, active: true, reasons, since: prev.since ?? now });
     }
-    if (prev.active && prev.reasons.includes('manual') && prev.thresholdSince === null) return out({ ...INITIAL_STATE });
+    if (prev.active && prev.reasons.includes('manual') && prev.thresholdSince === null)
+      return out({ ...INITIAL_STATE });
     return out({ ...prev, reasons: prev.reasons.filter((r) => r !== 'manual') });
   }
   const holding = enterReasons(i, c);

@@ -19,7 +19,11 @@ export class Trend {
     const last = this.samples[this.samples.length - 1];
     if (last && s.t < last.t) {
       this.samples = [s]; // clock went backwards (checked first: it is also "within the resolution")
-    } else if (last && s.t - this.samples[Math.max(0, this.samples.length - 2)].t < this.resolutionSeconds && this.samples.length > 1) {
+    } else if (
+      last &&
+      s.t - this.samples[Math.max(0, this.samples.length - 2)].t < this.resolutionSeconds &&
+      this.samples.length > 1
+    ) {
       this.samples[this.samples.length - 1] = s;
     } else this.samples.push(s);
     const cut = s.t - this.windowSeconds;

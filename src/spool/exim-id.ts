@@ -37,10 +37,14 @@ export function encodeBase62(v: number, width: number): string {
 /** True for a syntactically valid id of either format. */
 export function isMessageId(id: string): boolean {
   if (id.length === OLD_ID_LENGTH) {
-    return id[6] === '-' && id[13] === '-' && allBase62(id, 0, 6) && allBase62(id, 7, 13) && allBase62(id, 14, 16);
+    return (
+      id[6] === '-' && id[13] === '-' && allBase62(id, 0, 6) && allBase62(id, 7, 13) && allBase62(id, 14, 16)
+    );
   }
   if (id.length === NEW_ID_LENGTH) {
-    return id[6] === '-' && id[18] === '-' && allBase62(id, 0, 6) && allBase62(id, 7, 18) && allBase62(id, 19, 23);
+    return (
+      id[6] === '-' && id[18] === '-' && allBase62(id, 0, 6) && allBase62(id, 7, 18) && allBase62(id, 19, 23)
+    );
   }
   return false;
 }

@@ -75,6 +75,8 @@ export class EximSpool implements SpoolSource {
   private stopped = false;
   private realRoot: string | null = null;
   private lastErrorLogged: string | null = null;
+  private lastInputDev: number | null = null;
+  private rootWatcher: FSWatcher | null = null;
 
   constructor(o: EximSpoolOptions) {
     this.name = o.name;
@@ -94,6 +96,7 @@ export class EximSpool implements SpoolSource {
   async stop(): Promise<void> {
     this.stopped = true;
     this.closeWatchers();
+    this.closeRootWatcher();
     this.scan?.resolve();
     this.scan = null;
     const w = this.worker;
@@ -144,8 +147,13 @@ export class EximSpool implements SpoolSource {
     }
   }
 
-  /** The identity of input/ now, or an error string. */
-  private probeInput(): { id: string } | { err: string } {
+  /**
+   * The identity of input/ now; `empty` when the spool directory exists without
+   * input/ (Exim creates it with the first message: a freshly mounted spool);
+   * or an error string.
+   */
+  private probeInput(): { id: string } | { empty: true } | { err: string } {
+    let rootDev: number;
     try {
       const root = lstatSync(this.path);
       if (root.isSymbolicLink()) {
@@ -153,15 +161,29 @@ export class EximSpool implements SpoolSource {
         const real = realpathSync(this.path);
         if (this.realRoot === null) this.realRoot = real;
         else if (real !== this.realRoot) return { err: `spool path became a symlink to ${real}` };
+        rootDev = lstatSync(real).dev;
       } else if (!root.isDirectory()) return { err: 'spool path is not a directory' };
-      else if (this.realRoot === null) this.realRoot = this.path;
+      else {
+        if (this.realRoot === null) this.realRoot = this.path;
+        rootDev = root.dev;
+      }
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      return { err: code === 'ENOENT' ? 'spool directory missing' : `spool directory: ${code ?? e}` };
+    }
+    try {
       const st = lstatSync(this.input);
       if (st.isSymbolicLink()) return { err: 'input/ is a symlink (not followed)' };
       if (!st.isDirectory()) return { err: 'input/ is not a directory' };
+      this.lastInputDev = rootDev;
       return { id: `${st.dev}:${st.ino}` };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      return { err: code === 'ENOENT' ? 'input/ missing (spool absent or not mounted)' : `input/: ${code ?? e}` };
+      if (code !== 'ENOENT') return { err: `input/: ${code ?? e}` };
+      if (this.lastInputDev !== null && this.lastInputDev !== rootDev) {
+        return { err: 'input/ missing and the spool filesystem changed (unmounted?)' };
+      }
+      return { empty: true };
     }
   }
 
@@ -169,13 +191,30 @@ export class EximSpool implements SpoolSource {
     if (this.stopped) return;
     const p = this.probeInput();
     if ('err' in p) {
-      if (this.inputId !== null || this.listed || this.error === null || this.error === 'not started') this.reset();
+      if (this.inputId !== null || this.listed || this.error === null || this.error === 'not started')
+        this.reset();
       this.readFs();
       this.setError(p.err);
       return;
     }
     if (!this.readFs()) {
       this.reset();
+      return;
+    }
+    if ('empty' in p) {
+      if (this.rootWatcher) return;
+      // an empty queue, exactly known; watch the spool directory for input/ to appear
+      this.reset();
+      this.setError(null);
+      this.listed = true;
+      this.complete = true;
+      try {
+        this.rootWatcher = watch(this.path, { persistent: false }, (_ev, f) => {
+          if (f === null || f.toString() === 'input') this.tick();
+        });
+        this.rootWatcher.on('error', () => this.closeRootWatcher());
+      } catch {}
+      this.onChange?.();
       return;
     }
     if (p.id !== this.inputId) {
@@ -191,8 +230,14 @@ export class EximSpool implements SpoolSource {
     if (this.error !== null && !this.scan) this.begin();
   }
 
+  private closeRootWatcher(): void {
+    this.rootWatcher?.close();
+    this.rootWatcher = null;
+  }
+
   private reset(): void {
     this.closeWatchers();
+    this.closeRootWatcher();
     this.state.clear();
     this.listed = false;
     this.complete = false;
@@ -227,7 +272,10 @@ export class EximSpool implements SpoolSource {
         }
         this.stats.events++;
         let set = this.pending.get(sub);
-        if (!set) this.pending.set(sub, (set = new Set()));
+        if (!set) {
+          set = new Set();
+          this.pending.set(sub, set);
+        }
         set.add(filename.toString());
         if (!this.flushScheduled) {
           this.flushScheduled = true;
@@ -238,7 +286,8 @@ export class EximSpool implements SpoolSource {
         this.log.warn('directory watch failed', { dir, err: (e as NodeJS.ErrnoException).code ?? String(e) });
         w.close();
         this.watchers.delete(sub);
-        if (sub === '') this.inputId = 'lost'; // next tick starts over
+        if (sub === '')
+          this.inputId = 'lost'; // next tick starts over
         else this.state.dropSub(sub);
       });
       this.watchers.set(sub, w);
@@ -299,8 +348,10 @@ export class EximSpool implements SpoolSource {
     }
     if (c.kind === 'H') {
       const r = readHeaderSync(path);
-      if (r.ok) this.state.update(sub, c.id, { h: r.size, frozen: r.info.frozen, badHeader: false, sized: true });
-      else if (r.missing) this.state.update(sub, c.id, { h: -1, frozen: false, badHeader: false, sized: true });
+      if (r.ok)
+        this.state.update(sub, c.id, { h: r.size, frozen: r.info.frozen, badHeader: false, sized: true });
+      else if (r.missing)
+        this.state.update(sub, c.id, { h: -1, frozen: false, badHeader: false, sized: true });
       else this.state.update(sub, c.id, { h: r.size ?? 0, frozen: false, badHeader: true, sized: true });
       return;
     }
@@ -451,7 +502,8 @@ export class EximSpool implements SpoolSource {
         s.suspects.add(key);
         continue;
       }
-      if (cl.kind === 'H') this.state.update(sub, cl.id, { h: size, frozen: fz === 1, badHeader: fz === 2, sized: true });
+      if (cl.kind === 'H')
+        this.state.update(sub, cl.id, { h: size, frozen: fz === 1, badHeader: fz === 2, sized: true });
       else this.state.update(sub, cl.id, cl.kind === 'D' ? { d: size } : { j: size });
     }
   }
@@ -497,7 +549,8 @@ export class EximSpool implements SpoolSource {
       const hasH = (after?.h ?? -1) >= 0;
       if (hadH !== hasH) drift++;
       const changed =
-        JSON.stringify(snap) !== JSON.stringify(after ? { h: after.h, d: after.d, j: after.j, f: after.frozen } : null);
+        JSON.stringify(snap) !==
+        JSON.stringify(after ? { h: after.h, d: after.d, j: after.j, f: after.frozen } : null);
       if (changed) corrections++;
     }
     // entries a racing listing left unsized
@@ -530,4 +583,3 @@ export class EximSpool implements SpoolSource {
     s.resolve();
   }
 }
-

@@ -18,7 +18,7 @@ export interface HeaderInfo {
 }
 
 export type HeaderResult =
-  | { ok: true; info: HeaderInfo; /** bytes of the file the options needed */ consumed: number }
+  | { ok: true; info: HeaderInfo /** bytes of the file the options needed */; consumed: number }
   | { ok: false; incomplete: boolean; error: string };
 
 /**

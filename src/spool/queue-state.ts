@@ -4,7 +4,12 @@
 import { idArrivalTime } from './exim-id.js';
 
 export type StrayKind = 'header_temp' | 'data_without_header' | 'journal_without_header' | 'other';
-export const STRAY_KINDS: readonly StrayKind[] = ['header_temp', 'data_without_header', 'journal_without_header', 'other'];
+export const STRAY_KINDS: readonly StrayKind[] = [
+  'header_temp',
+  'data_without_header',
+  'journal_without_header',
+  'other',
+];
 
 export interface Entry {
   sub: string;
@@ -68,7 +73,8 @@ export class QueueState {
           if (this.oldestCache === e.arrival) this.oldestDirty = true;
         } else {
           this.arrivals.set(e.arrival, n);
-          if (sign > 0 && this.oldestCache !== null && e.arrival < this.oldestCache) this.oldestCache = e.arrival;
+          if (sign > 0 && this.oldestCache !== null && e.arrival < this.oldestCache)
+            this.oldestCache = e.arrival;
           if (sign > 0 && this.oldestCache === null) this.oldestDirty = true;
         }
       }
@@ -84,12 +90,26 @@ export class QueueState {
   }
 
   /** Applies a change to one message: `patch` fields replace the entry's. */
-  update(sub: string, id: string, patch: Partial<Pick<Entry, 'h' | 'd' | 'j' | 'frozen' | 'badHeader' | 'sized'>>): void {
+  update(
+    sub: string,
+    id: string,
+    patch: Partial<Pick<Entry, 'h' | 'd' | 'j' | 'frozen' | 'badHeader' | 'sized'>>,
+  ): void {
     const key = QueueState.key(sub, id);
     let e = this.entries.get(key);
     if (e) this.account(e, -1);
     else {
-      e = { sub, id, h: -1, d: -1, j: -1, frozen: false, badHeader: false, sized: true, arrival: idArrivalTime(id) };
+      e = {
+        sub,
+        id,
+        h: -1,
+        d: -1,
+        j: -1,
+        frozen: false,
+        badHeader: false,
+        sized: true,
+        arrival: idArrivalTime(id),
+      };
     }
     Object.assign(e, patch);
     if (e.h < 0 && e.d < 0 && e.j < 0) {
@@ -111,8 +131,9 @@ export class QueueState {
 
   /** Forgets everything under one directory (a split directory removed). */
   dropSub(sub: string): void {
-    for (const [k, e] of this.entries) if (e.sub === sub) this.update(e.sub, e.id, { h: -1, d: -1, j: -1 });
-    for (const k of this.strays.keys()) if (k.startsWith(`${sub}/`)) this.setStray(k, null);
+    for (const e of [...this.entries.values()])
+      if (e.sub === sub) this.update(e.sub, e.id, { h: -1, d: -1, j: -1 });
+    for (const k of [...this.strays.keys()]) if (k.startsWith(`${sub}/`)) this.setStray(k, null);
   }
 
   clear(): void {

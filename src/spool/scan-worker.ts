@@ -27,13 +27,35 @@ port.on('message', (m: ToWorker) => {
     }, errors);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    port.postMessage({ type: 'failed', scanId, code: err.code ?? 'EIO', message: err.message } satisfies FromWorker);
+    port.postMessage({
+      type: 'failed',
+      scanId,
+      code: err.code ?? 'EIO',
+      message: err.message,
+    } satisfies FromWorker);
     return;
   }
   const listMs = performance.now() - t0;
-  port.postMessage({ type: 'listed', scanId, listMs, names: res.names, dirs: res.subs.length, errors: errors.splice(0) } satisfies FromWorker);
+  port.postMessage({
+    type: 'listed',
+    scanId,
+    listMs,
+    names: res.names,
+    dirs: res.subs.length,
+    errors: errors.splice(0),
+  } satisfies FromWorker);
   if (!m.details) return;
   const t1 = performance.now();
-  const headersRead = scanner.details(listed, (chunk) => port.postMessage({ type: 'detail', scanId, chunk } satisfies FromWorker), errors);
-  port.postMessage({ type: 'done', scanId, detailMs: performance.now() - t1, headersRead, errors } satisfies FromWorker);
+  const headersRead = scanner.details(
+    listed,
+    (chunk) => port.postMessage({ type: 'detail', scanId, chunk } satisfies FromWorker),
+    errors,
+  );
+  port.postMessage({
+    type: 'done',
+    scanId,
+    detailMs: performance.now() - t1,
+    headersRead,
+    errors,
+  } satisfies FromWorker);
 });

@@ -144,10 +144,16 @@ export class Scanner {
         sizes.push(size);
         frozen.push(fz);
         if (names.length >= CHUNK) {
-          onChunk({ sub: lc.sub, names: names.splice(0), sizes: Float64Array.from(sizes.splice(0)), frozen: Uint8Array.from(frozen.splice(0)) });
+          onChunk({
+            sub: lc.sub,
+            names: names.splice(0),
+            sizes: Float64Array.from(sizes.splice(0)),
+            frozen: Uint8Array.from(frozen.splice(0)),
+          });
         }
       }
-      if (names.length) onChunk({ sub: lc.sub, names, sizes: Float64Array.from(sizes), frozen: Uint8Array.from(frozen) });
+      if (names.length)
+        onChunk({ sub: lc.sub, names, sizes: Float64Array.from(sizes), frozen: Uint8Array.from(frozen) });
     }
     for (const k of this.headerCache.keys()) if (!seen.has(k)) this.headerCache.delete(k);
     return headersRead;

@@ -4,14 +4,14 @@ import { statfsSync } from 'node:fs';
 export const TMPFS_MAGIC = 0x01021994;
 const NAMES: Record<number, string> = {
   [TMPFS_MAGIC]: 'tmpfs',
-  0xef53: 'ext4',
-  0x58465342: 'xfs',
-  0x9123683e: 'btrfs',
-  0x794c7630: 'overlay',
-  0x6969: 'nfs',
-  0x2fc12fc1: 'zfs',
-  0x858458f6: 'ramfs',
-  0x65735546: 'fuse',
+  61267: 'ext4',
+  1481003842: 'xfs',
+  2435016766: 'btrfs',
+  2035054128: 'overlay',
+  26985: 'nfs',
+  801189825: 'zfs',
+  2240043254: 'ramfs',
+  1702057286: 'fuse',
 };
 
 export interface FsFigures {

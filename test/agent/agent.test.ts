@@ -1,10 +1,24 @@
 // Integration: the agent process with its HTTP API, metrics, flag file and CLI.
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ensureSpoolDirs, type FixtureMessage, removeMessage, writeMessage } from '../../src/spool/fixture.js';
+import {
+  ensureSpoolDirs,
+  type FixtureMessage,
+  removeMessage,
+  writeMessage,
+} from '../../src/spool/fixture.js';
 import { metricValue, type RunningAgent, runCli, startAgent } from '../helpers/agent.js';
 import { isRoot, mountTmpfs, type Tmpfs } from '../helpers/tmpfs.js';
 import { waitFor } from '../helpers/wait.js';
@@ -72,15 +86,26 @@ spools:
   test('exports every SPEC metric; figures match the spool', async () => {
     for (let i = 0; i < 50; i++) queued.push(writeMessage(fs.dir, { split: true, frozen: i < 3 }));
     agent = await startAgent(['--config', cfg]);
-    await waitFor('bytes complete', async () => metricValue(await agent!.metrics(), 'spoolguard_queue_bytes', { spool: 'exim' }) !== undefined);
+    await waitFor(
+      'bytes complete',
+      async () =>
+        metricValue(await agent!.metrics(), 'spoolguard_queue_bytes', { spool: 'exim' }) !== undefined,
+    );
     const m = await agent.metrics();
-    for (const name of SPEC_METRICS) assert.ok(m.includes(`\n${name}`) || m.startsWith(name), `missing ${name}`);
+    for (const name of SPEC_METRICS)
+      assert.ok(m.includes(`\n${name}`) || m.startsWith(name), `missing ${name}`);
     assert.equal(metricValue(m, 'spoolguard_queue_messages', { spool: 'exim' }), 50);
     assert.equal(metricValue(m, 'spoolguard_queue_frozen_messages', { spool: 'exim' }), 3);
     assert.equal(metricValue(m, 'spoolguard_spool_info', { spool: 'exim', fstype: 'tmpfs' }), 1);
     assert.equal(metricValue(m, 'spoolguard_defer_active', { spool: 'exim' }), 0);
-    assert.equal(metricValue(m, 'spoolguard_defer_threshold_ratio', { spool: 'exim', resource: 'bytes', edge: 'enter' }), 0.5);
-    assert.equal(metricValue(m, 'spoolguard_time_to_full_seconds', { spool: 'exim' }), Number.POSITIVE_INFINITY);
+    assert.equal(
+      metricValue(m, 'spoolguard_defer_threshold_ratio', { spool: 'exim', resource: 'bytes', edge: 'enter' }),
+      0.5,
+    );
+    assert.equal(
+      metricValue(m, 'spoolguard_time_to_full_seconds', { spool: 'exim' }),
+      Number.POSITIVE_INFINITY,
+    );
     const st = await agent.status();
     assert.equal(st.spools[0].queue.messages, 50);
     assert.equal(st.spools[0].defer.active, false);
@@ -114,7 +139,10 @@ spools:
     assert.deepEqual(j.defer.reasons, ['manual']);
     const line = readFileSync(flag, 'utf8');
     assert.match(line, /^reasons=manual since=\d+ until=\d+\n$/);
-    assert.equal(metricValue(await agent!.metrics(), 'spoolguard_override', { spool: 'exim', mode: 'on' }), 1);
+    assert.equal(
+      metricValue(await agent!.metrics(), 'spoolguard_override', { spool: 'exim', mode: 'on' }),
+      1,
+    );
     // auto: ends at once since no threshold holds
     const auto = await post({ mode: 'auto' }, b);
     assert.equal((await auto.json()).defer.active, false);
@@ -151,7 +179,11 @@ spools:
     assert.equal(existsSync(flag), true, 'released inside the hysteresis band');
     while (queued.length > 90) removeMessage(fs.dir, queued.pop()!);
     await waitFor('released', () => !existsSync(flag), { timeoutMs: 3000 });
-    assert.equal(metricValue(await agent!.metrics(), 'spoolguard_defer_transitions_total', { spool: 'exim' }), 3, agent!.log());
+    assert.equal(
+      metricValue(await agent!.metrics(), 'spoolguard_defer_transitions_total', { spool: 'exim' }),
+      3,
+      agent!.log(),
+    );
   });
 
   test('restart mid-incident keeps the flag; kill -9 too; a second agent on the same flag refuses', async () => {
@@ -193,7 +225,10 @@ spools:
 
   test('bad config exits 2 naming the key', async () => {
     const bad = join(work, 'bad.yml');
-    writeFileSync(bad, `spools:\n  - name: x\n    path: /tmp\n    defer: { used_bytes_ratio: 0.5 }\n    release: { used_bytes_ratio: 0.7 }\n    colour: blue\n`);
+    writeFileSync(
+      bad,
+      `spools:\n  - name: x\n    path: /tmp\n    defer: { used_bytes_ratio: 0.5 }\n    release: { used_bytes_ratio: 0.7 }\n    colour: blue\n`,
+    );
     const r = await runCli(['run', '--config', bad]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /spools\[0\]\.colour: unknown key/);

@@ -1,12 +1,28 @@
 // Hardening: least privilege, config reload, hostile and broken spools.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ensureSpoolDirs, type FixtureMessage, removeMessage, writeMessage } from '../../src/spool/fixture.js';
+import {
+  ensureSpoolDirs,
+  type FixtureMessage,
+  removeMessage,
+  writeMessage,
+} from '../../src/spool/fixture.js';
 import { CLI, freeLoopbackPort, metricValue, type RunningAgent, startAgent } from '../helpers/agent.js';
 import { isRoot, mountTmpfs, type Tmpfs } from '../helpers/tmpfs.js';
 import { waitFor } from '../helpers/wait.js';
@@ -54,12 +70,22 @@ describe('hardening', { skip: !isRoot && 'needs root (tmpfs, users)' }, () => {
     return d;
   };
 
-  test('runs as an unprivileged user in the Exim group: reads a 0750/0640 spool, writes only its flag directory', { skip: !eximIds() && 'no Debian-exim user' }, async () => {
+  test('runs as an unprivileged user in the Exim group: reads a 0750/0640 spool, writes only its flag directory', {
+    skip: !eximIds() && 'no Debian-exim user',
+  }, async () => {
     const ex = eximIds()!;
     try {
       execFileSync('id', [USER], { stdio: 'ignore' });
     } catch {
-      execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', '--groups', 'Debian-exim', USER]);
+      execFileSync('useradd', [
+        '--system',
+        '--no-create-home',
+        '--shell',
+        '/usr/sbin/nologin',
+        '--groups',
+        'Debian-exim',
+        USER,
+      ]);
     }
     const uid = Number(execFileSync('id', ['-u', USER]).toString());
     const gid = Number(execFileSync('id', ['-g', USER]).toString());
@@ -74,28 +100,70 @@ describe('hardening', { skip: !isRoot && 'needs root (tmpfs, users)' }, () => {
     mkdirSync(run, { mode: 0o755 });
     chownSync(run, uid, gid);
     const cfg = join(work, 'config.yml');
-    writeFileSync(cfg, `spools:\n  - name: exim\n    path: ${fs.dir}\n    flag_file: ${run}/exim.defer\n    defer: { queue_messages: 50, time_to_full_seconds: null }\n    release: { queue_messages: 10 }\n    min_defer_seconds: 0\n`);
+    writeFileSync(
+      cfg,
+      `spools:\n  - name: exim\n    path: ${fs.dir}\n    flag_file: ${run}/exim.defer\n    defer: { queue_messages: 50, time_to_full_seconds: null }\n    release: { queue_messages: 10 }\n    min_defer_seconds: 0\n`,
+    );
     chmodSync(cfg, 0o644);
     const port = await freeLoopbackPort();
     const { spawn } = await import('node:child_process');
-    const proc = spawn('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', process.execPath, CLI, 'run', '--config', cfg, '--web.listen-address', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(
+      'setpriv',
+      [
+        '--reuid',
+        String(uid),
+        '--regid',
+        String(gid),
+        '--init-groups',
+        process.execPath,
+        CLI,
+        'run',
+        '--config',
+        cfg,
+        '--web.listen-address',
+        `127.0.0.1:${port}`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let log = '';
     proc.stderr.on('data', (d) => (log += d));
     const url = `http://127.0.0.1:${port}`;
     try {
-      await waitFor(`ready\n${log}`, async () => (await fetch(`${url}/readyz`)).status === 200, { timeoutMs: 15000 });
-      await waitFor('complete', async () => (await (await fetch(`${url}/api/v1/status`)).json()).spools[0].complete);
+      await waitFor(`ready\n${log}`, async () => (await fetch(`${url}/readyz`)).status === 200, {
+        timeoutMs: 15000,
+      });
+      await waitFor(
+        'complete',
+        async () => (await (await fetch(`${url}/api/v1/status`)).json()).spools[0].complete,
+      );
       const st = await (await fetch(`${url}/api/v1/status`)).json();
       assert.equal(st.spools[0].queue.messages, 40);
       assert.equal(st.spools[0].queue.frozen, 4);
       assert.doesNotMatch(log, /running as root/);
       for (let i = 0; i < 15; i++) ms.push(writeMessage(fs.dir, { split: true }));
       chownTree(fs.dir, ex.uid, ex.gid);
-      await waitFor('flag written by the unprivileged agent', () => existsSync(join(run, 'exim.defer')), { timeoutMs: 2000 });
+      await waitFor('flag written by the unprivileged agent', () => existsSync(join(run, 'exim.defer')), {
+        timeoutMs: 2000,
+      });
       const owner = Number(execFileSync('stat', ['-c', '%u', join(run, 'exim.defer')]).toString());
       assert.equal(owner, uid);
       // it cannot touch mail: the spool is not writable for it
-      assert.throws(() => execFileSync('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', 'rm', '-f', join(fs.dir, 'input', `${ms[1].id}-H`)], { stdio: 'ignore' }));
+      assert.throws(() =>
+        execFileSync(
+          'setpriv',
+          [
+            '--reuid',
+            String(uid),
+            '--regid',
+            String(gid),
+            '--init-groups',
+            'rm',
+            '-f',
+            join(fs.dir, 'input', `${ms[1].id}-H`),
+          ],
+          { stdio: 'ignore' },
+        ),
+      );
     } finally {
       proc.kill('SIGKILL');
     }
@@ -112,14 +180,19 @@ describe('hardening', { skip: !isRoot && 'needs root (tmpfs, users)' }, () => {
     writeFileSync(cfg, base(100));
     const a = await startAgent(['--config', cfg]);
     agents.push(a);
-    const thr = async () => metricValue(await a.metrics(), 'spoolguard_defer_threshold_messages', { spool: 'exim', edge: 'enter' });
+    const thr = async () =>
+      metricValue(await a.metrics(), 'spoolguard_defer_threshold_messages', { spool: 'exim', edge: 'enter' });
     assert.equal(await thr(), 100);
     writeFileSync(cfg, base(7));
     await waitFor('file change applied', async () => (await thr()) === 7, { timeoutMs: 5000 });
     assert.equal(metricValue(await a.metrics(), 'spoolguard_config_last_reload_successful'), 1);
     writeFileSync(cfg, base(9) + '    colour: blue\n');
     a.proc.kill('SIGHUP');
-    await waitFor('refused', async () => metricValue(await a.metrics(), 'spoolguard_config_last_reload_successful') === 0, { timeoutMs: 5000 });
+    await waitFor(
+      'refused',
+      async () => metricValue(await a.metrics(), 'spoolguard_config_last_reload_successful') === 0,
+      { timeoutMs: 5000 },
+    );
     assert.equal(await thr(), 7, 'the old config stays in force');
     assert.match(a.log(), /config reload refused.*spools\[0\]\.colour: unknown key/);
     // defer, then try to drop the spool
@@ -130,9 +203,14 @@ describe('hardening', { skip: !isRoot && 'needs root (tmpfs, users)' }, () => {
     ensureSpoolDirs(other.dir);
     writeFileSync(cfg, `spools:\n  - name: other\n    path: ${other.dir}\n    flag_file: run/other.defer\n`);
     a.proc.kill('SIGHUP');
-    await waitFor('refused drop', () => /exim is deferring and cannot be dropped/.test(a.log()), { timeoutMs: 5000 });
+    await waitFor('refused drop', () => /exim is deferring and cannot be dropped/.test(a.log()), {
+      timeoutMs: 5000,
+    });
     const st = await a.status();
-    assert.deepEqual(st.spools.map((s: { name: string }) => s.name), ['exim']);
+    assert.deepEqual(
+      st.spools.map((s: { name: string }) => s.name),
+      ['exim'],
+    );
   });
 
   test('hostile spool entries: sockets, device nodes, FIFOs named like headers, 255-byte names, unreadable headers, vanishing files', async () => {
@@ -148,7 +226,10 @@ describe('hardening', { skip: !isRoot && 'needs root (tmpfs, users)' }, () => {
     symlinkSync('/etc/shadow', join(input, '1aaaaa-bbbbbb-dd-H'));
     const work = scratch();
     const cfg = join(work, 'config.yml');
-    writeFileSync(cfg, `rescan: { schedule: "* * * * * *" }\nspools:\n  - name: exim\n    path: ${fs.dir}\n    flag_file: run/exim.defer\n`);
+    writeFileSync(
+      cfg,
+      `rescan: { schedule: "* * * * * *" }\nspools:\n  - name: exim\n    path: ${fs.dir}\n    flag_file: run/exim.defer\n`,
+    );
     const a = await startAgent(['--config', cfg]);
     agents.push(a);
     try {
@@ -164,7 +245,11 @@ describe('hardening', { skip: !isRoot && 'needs root (tmpfs, users)' }, () => {
         for (let i = 0; i < 45; i++) removeMessage(fs.dir, ms.shift()!);
         await new Promise((res) => setImmediate(res));
       }
-      await waitFor('count right after churn', async () => (await a.status()).spools[0].queue.messages === 12 + ms.length, { timeoutMs: 3000 });
+      await waitFor(
+        'count right after churn',
+        async () => (await a.status()).spools[0].queue.messages === 12 + ms.length,
+        { timeoutMs: 3000 },
+      );
       // a split directory replaced mid-run by a file
       const sub = join(input, 'Q');
       mkdirSync(sub);
@@ -188,7 +273,10 @@ describe('hardening', { skip: !isRoot && 'needs root (tmpfs, users)' }, () => {
     ensureSpoolDirs(real);
     for (let i = 0; i < 5; i++) writeMessage(real, {});
     const cfg = join(work, 'config.yml');
-    writeFileSync(cfg, `spools:\n  - name: exim\n    path: ${real}\n    flag_file: run/exim.defer\n    defer: { queue_messages: 3, time_to_full_seconds: null }\n    min_defer_seconds: 0\n`);
+    writeFileSync(
+      cfg,
+      `spools:\n  - name: exim\n    path: ${real}\n    flag_file: run/exim.defer\n    defer: { queue_messages: 3, time_to_full_seconds: null }\n    min_defer_seconds: 0\n`,
+    );
     const a = await startAgent(['--config', cfg]);
     agents.push(a);
     await waitFor('deferring', () => existsSync(join(work, 'run', 'exim.defer')), { timeoutMs: 2000 });
@@ -200,8 +288,16 @@ describe('hardening', { skip: !isRoot && 'needs root (tmpfs, users)' }, () => {
     ensureSpoolDirs(evil);
     renameSync(real, join(fs.dir, 'moved'));
     symlinkSync(evil, real);
-    await waitFor('down', async () => metricValue(await a.metrics(), 'spoolguard_spool_up', { spool: 'exim' }) === 0, { timeoutMs: 3000 });
+    await waitFor(
+      'down',
+      async () => metricValue(await a.metrics(), 'spoolguard_spool_up', { spool: 'exim' }) === 0,
+      { timeoutMs: 3000 },
+    );
     assert.match((await a.status()).spools[0].error, /symlink/);
-    assert.equal(existsSync(join(work, 'run', 'exim.defer')), true, 'an unobservable spool keeps its defer state');
+    assert.equal(
+      existsSync(join(work, 'run', 'exim.defer')),
+      true,
+      'an unobservable spool keeps its defer state',
+    );
   });
 });

@@ -1,6 +1,16 @@
 // Actuators alone: the flag file, the lock, the override state and the hooks.
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -23,10 +33,27 @@ class FixedSource implements SpoolSource {
   obs: Observation = {
     up: true,
     error: null,
-    fs: { fstype: 'tmpfs', typeMagic: 0x01021994, sizeBytes: 1000, availBytes: 900, freeBytes: 900, files: 100, filesFree: 90 },
+    fs: {
+      fstype: 'tmpfs',
+      typeMagic: 0x01021994,
+      sizeBytes: 1000,
+      availBytes: 900,
+      freeBytes: 900,
+      files: 100,
+      filesFree: 90,
+    },
     listed: true,
     complete: true,
-    queue: { messages: 0, bytes: 0, frozen: 0, badHeaders: 0, unsized: 0, dataWithoutHeader: 0, journalWithoutHeader: 0, oldest: null },
+    queue: {
+      messages: 0,
+      bytes: 0,
+      frozen: 0,
+      badHeaders: 0,
+      unsized: 0,
+      dataWithoutHeader: 0,
+      journalWithoutHeader: 0,
+      oldest: null,
+    },
     strays: { header_temp: 0, data_without_header: 0, journal_without_header: 0, other: 0 },
     atMs: 0,
   };
@@ -38,13 +65,29 @@ class FixedSource implements SpoolSource {
     return this.obs;
   }
   setUsed(ratio: number) {
-    this.obs = { ...this.obs, fs: { ...this.obs.fs!, availBytes: 1000 * (1 - ratio), freeBytes: 1000 * (1 - ratio) } };
+    this.obs = {
+      ...this.obs,
+      fs: { ...this.obs.fs!, availBytes: 1000 * (1 - ratio), freeBytes: 1000 * (1 - ratio) },
+    };
   }
 }
 
 function spoolCfg(flagFile: string, extra: Record<string, unknown> = {}): SpoolConfig {
-  return buildConfig({ spools: [{ name: 'x', path: work, flag_file: flagFile, min_defer_seconds: 0, defer: { time_to_full_seconds: null }, ...extra }] }, null)
-    .spools[0];
+  return buildConfig(
+    {
+      spools: [
+        {
+          name: 'x',
+          path: work,
+          flag_file: flagFile,
+          min_defer_seconds: 0,
+          defer: { time_to_full_seconds: null },
+          ...extra,
+        },
+      ],
+    },
+    null,
+  ).spools[0];
 }
 
 describe('flag file', () => {
@@ -108,7 +151,7 @@ describe('flag file', () => {
     g2.evaluate(1002);
     assert.equal(g2.flagPresent, true, 'a restart never re-opens the relay');
     g2.setOverride('auto', null, 1003);
-    assert.equal(g2.flagPresent, true, 'min_defer_seconds from the flag\'s since still holds');
+    assert.equal(g2.flagPresent, true, "min_defer_seconds from the flag's since still holds");
     g2.evaluate(1000 + 601);
     assert.equal(g2.flagPresent, false);
     g2.stop();
@@ -132,7 +175,12 @@ describe('lock', () => {
 describe('hooks', () => {
   test('runs argv without a shell, with the reasons in the environment', async () => {
     const out = join(work, 'hook-out');
-    const r = await runHook(['/bin/sh', '-c', `echo "$SPOOL_GUARD_EVENT $SPOOL_GUARD_REASONS" > ${out}`], { SPOOL_GUARD_EVENT: 'defer', SPOOL_GUARD_REASONS: 'bytes,queue' }, 5, silentLogger);
+    const r = await runHook(
+      ['/bin/sh', '-c', `echo "$SPOOL_GUARD_EVENT $SPOOL_GUARD_REASONS" > ${out}`],
+      { SPOOL_GUARD_EVENT: 'defer', SPOOL_GUARD_REASONS: 'bytes,queue' },
+      5,
+      silentLogger,
+    );
     assert.equal(r.ok, true);
     assert.equal(readFileSync(out, 'utf8'), 'defer bytes,queue\n');
     const lit = await runHook(['/bin/echo', '$(touch /tmp/never)'], {}, 5, silentLogger);

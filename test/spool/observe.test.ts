@@ -6,12 +6,21 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { silentLogger } from '../../src/log.js';
 import { EximSpool } from '../../src/spool/exim.js';
-import { ensureSpoolDirs, type FixtureMessage, removeMessage, rewriteHeader, writeMessage } from '../../src/spool/fixture.js';
+import {
+  ensureSpoolDirs,
+  type FixtureMessage,
+  removeMessage,
+  rewriteHeader,
+  writeMessage,
+} from '../../src/spool/fixture.js';
 import { isRoot, mountTmpfs, type Tmpfs } from '../helpers/tmpfs.js';
 import { waitFor } from '../helpers/wait.js';
 
 function findCount(spool: string): number {
-  const out = execFileSync('sh', ['-c', `find ${spool}/input -maxdepth 2 -name '*-H' | awk -F/ '{n=$NF; if (length(n)==18||length(n)==25) c++} END{print c+0}'`]);
+  const out = execFileSync('sh', [
+    '-c',
+    `find ${spool}/input -maxdepth 2 -name '*-H' | awk -F/ '{n=$NF; if (length(n)==18||length(n)==25) c++} END{print c+0}'`,
+  ]);
   return Number(out.toString().trim());
 }
 
@@ -54,7 +63,10 @@ describe('Exim spool on tmpfs', { skip: !isRoot && 'needs root to mount tmpfs' }
       ms.push(m);
     }
     bytes = Number(
-      execFileSync('sh', ['-c', `find ${t.dir}/input -type f -name '*-[HDJ]' -printf '%s\\n' | awk '{s+=$1} END{print s}'`]).toString(),
+      execFileSync('sh', [
+        '-c',
+        `find ${t.dir}/input -type f -name '*-[HDJ]' -printf '%s\\n' | awk '{s+=$1} END{print s}'`,
+      ]).toString(),
     );
     // strays: a header temporary, a -D without -H, garbage, a FIFO, a symlink out of the spool, a non-split dir
     writeFileSync(join(t.dir, 'input', 'hdr.12345'), 'partial');
@@ -83,7 +95,8 @@ describe('Exim spool on tmpfs', { skip: !isRoot && 'needs root to mount tmpfs' }
     const s = start(t.dir);
     await waitFor('listed', () => s.observe().complete);
     const ms: FixtureMessage[] = [];
-    for (let i = 0; i < 200; i++) ms.push(writeMessage(t.dir, { split: true, format: i % 2 ? 'new' : 'old' }));
+    for (let i = 0; i < 200; i++)
+      ms.push(writeMessage(t.dir, { split: true, format: i % 2 ? 'new' : 'old' }));
     await waitFor('200 queued', () => s.observe().queue?.messages === 200, { timeoutMs: 1000 });
     rewriteHeader(t.dir, ms[198], true);
     rewriteHeader(t.dir, ms[199], true);
@@ -96,7 +109,9 @@ describe('Exim spool on tmpfs', { skip: !isRoot && 'needs root to mount tmpfs' }
     const used = s.observe().fs!.availBytes;
     writeFileSync(join(t.dir, 'big'), Buffer.alloc(4 << 20));
     writeMessage(t.dir, {}); // any change re-reads statfs
-    await waitFor('statfs fresh', () => (s.observe().fs?.availBytes ?? used) < used - (3 << 20), { timeoutMs: 1000 });
+    await waitFor('statfs fresh', () => (s.observe().fs?.availBytes ?? used) < used - (3 << 20), {
+      timeoutMs: 1000,
+    });
   });
 
   test('rescan after heavy churn finds no drift; a lost event is corrected and counted', async () => {
@@ -139,16 +154,24 @@ describe('Exim spool on tmpfs', { skip: !isRoot && 'needs root to mount tmpfs' }
     await waitFor('up again with 5', () => s.observe().up && s.observe().queue?.messages === 5);
   });
 
-  test('input/ vanishing and a spool path that is missing are reported, never crash', async () => {
+  test('a missing spool is reported; a spool without input/ yet is an empty queue, followed when input/ appears', async () => {
     const t = setup();
     const s = start(join(t.dir, 'nonexistent'));
     await waitFor('down', () => s.observe().error !== null && s.observe().error !== 'not started');
     assert.equal(s.observe().up, false);
-    const s2 = start(t.dir);
-    await waitFor('up', () => s2.observe().up);
-    rmSync(join(t.dir, 'input'), { recursive: true });
+    assert.match(s.observe().error ?? '', /missing/);
+    const fresh = join(t.dir, 'fresh'); // a freshly mounted spool: Exim makes input/ with the first message
+    mkdirSync(fresh);
+    const s2 = start(fresh);
+    await waitFor('up and empty', () => s2.observe().up && s2.observe().queue?.messages === 0);
+    assert.equal(s2.observe().listed, true);
+    ensureSpoolDirs(fresh);
+    writeMessage(fresh, {});
+    await waitFor('first message seen without a tick', () => s2.observe().queue?.messages === 1, {
+      timeoutMs: 1000,
+    });
+    rmSync(fresh, { recursive: true });
     s2.tick();
     await waitFor('down', () => !s2.observe().up);
-    assert.match(s2.observe().error ?? '', /input/);
   });
 });
