@@ -61,6 +61,7 @@ export class Agent {
         'running as root: not needed; run as a user in the Exim group (see the README security section)',
       );
     }
+    if (this.opts.watchConfig) process.on('SIGHUP', this.onHup); // before anything else: SIGHUP would kill us
     this.loadToken();
     if (this.cfg.web.configFile) {
       const { WebSecurity } = await import('./http/web-config.js');
@@ -90,6 +91,17 @@ export class Agent {
       web: this.web,
       version: VERSION,
     });
+    if (this.opts.watchConfig && this.cfg.file) {
+      const chokidar = (await import('chokidar')).default;
+      this.configWatcher = chokidar.watch(this.cfg.file, {
+        ignoreInitial: true,
+        awaitWriteFinish: { stabilityThreshold: 100 },
+      });
+      this.configWatcher.on('change', () => void this.reload('file change'));
+      this.configWatcher.on('add', () => void this.reload('file change'));
+      const w = this.configWatcher;
+      await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+    }
     const la = parseListenAddress(this.cfg.web.listenAddress)!;
     await this.app.listen({ host: la.host ?? '::', port: la.port, ipv6Only: false });
     const addr = this.app.server.address();
@@ -108,16 +120,6 @@ export class Agent {
     this.startProbes();
     await memory;
     for (const g of this.guards) this.checkFs(g);
-    if (this.opts.watchConfig && this.cfg.file) {
-      const chokidar = (await import('chokidar')).default;
-      this.configWatcher = chokidar.watch(this.cfg.file, {
-        ignoreInitial: true,
-        awaitWriteFinish: { stabilityThreshold: 100 },
-      });
-      this.configWatcher.on('change', () => void this.reload('file change'));
-      this.configWatcher.on('add', () => void this.reload('file change'));
-      process.on('SIGHUP', this.onHup);
-    }
   }
 
   private addGuard(sc: Config['spools'][number]): SpoolGuard {
