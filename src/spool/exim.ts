@@ -8,10 +8,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import { classifySpoolName } from './exim-id.js';
-import { QueueState, STRAY_KINDS, type StrayKind } from './queue-state.js';
+import { type Entry, QueueState, STRAY_KINDS, type StrayKind } from './queue-state.js';
 import { readHeaderSync } from './read-header.js';
-import type { DetailChunk, ListChunk } from './scan.js';
-import { isSplitDirName, T_DIR, T_FILE } from './scan.js';
+import type { DetailChunk, MessageChunk } from './scan.js';
+import { F_D, F_H, F_H_ODD, F_J, isSplitDirName, T_DIR, T_FILE } from './scan.js';
 import type { FromWorker } from './scan-worker.js';
 import type { Observation, SourceStats, SpoolSource } from './source.js';
 import { type FsFigures, readStatfs } from './statfs.js';
@@ -26,8 +26,8 @@ interface ScanRun {
   kind: ScanKind;
   started: number;
   touched: Set<string>;
-  /** rescan: files the scan saw, `sub/name` */
-  seen: Set<string>;
+  /** rescan: messages the scan saw, `sub/id` -> F_* flags */
+  seen: Map<string, number>;
   suspects: Set<string>;
   resolve: () => void;
 }
@@ -397,7 +397,7 @@ export class EximSpool implements SpoolSource {
         kind,
         started: performance.now(),
         touched: new Set(),
-        seen: new Set(),
+        seen: new Map(),
         suspects: new Set(),
         resolve,
       };
@@ -450,33 +450,58 @@ export class EximSpool implements SpoolSource {
     this.log.warn('scan could not read some entries', { count: errors.length, first: errors[0] });
   }
 
-  private applyList(s: ScanRun, c: ListChunk): void {
+  private applyList(s: ScanRun, c: MessageChunk): void {
     const { sub } = c;
     if (sub !== '' && !this.watchers.has(sub)) this.watchDir(sub);
-    for (let i = 0; i < c.names.length; i++) {
-      const name = c.names[i];
+    const touched = s.touched;
+    const anyTouched = touched.size > 0;
+    for (let i = 0; i < c.others.length; i++) {
+      const name = c.others[i];
+      const type = c.otherTypes[i];
+      if (sub === '' && type === T_DIR && isSplitDirName(name)) continue;
       const key = `${sub}/${name}`;
-      const type = c.types[i];
-      const cl = type === T_DIR ? null : classifySpoolName(name);
-      if (s.kind === 'rescan') {
-        if (cl) s.seen.add(key);
-        if (s.touched.has(key)) continue;
-        const e = cl ? this.state.get(sub, cl.id) : undefined;
-        const have = cl ? (e ? e[cl.kind === 'H' ? 'h' : cl.kind === 'D' ? 'd' : 'j'] >= 0 : false) : true;
-        if (!have) s.suspects.add(key);
-        continue;
-      }
-      if (s.touched.has(key)) continue;
-      if (!cl) {
-        if (sub === '' && type === T_DIR && isSplitDirName(name)) continue;
+      if (s.kind === 'initial' && !(anyTouched && touched.has(key))) {
         this.state.setStray(key, type === T_FILE && name.startsWith('hdr.') ? 'header_temp' : 'other');
+      }
+    }
+    for (let i = 0; i < c.ids.length; i++) {
+      const id = c.ids[i];
+      const f = c.flags[i];
+      if (s.kind === 'rescan') {
+        s.seen.set(`${sub}/${id}`, f);
+        const e = this.state.get(sub, id);
+        const have = e ? (e.h >= 0 ? F_H : 0) | (e.d >= 0 ? F_D : 0) | (e.j >= 0 ? F_J : 0) : 0;
+        const diff = have ^ (f & (F_H | F_D | F_J));
+        if (diff) this.suspect(s, sub, id, diff);
         continue;
       }
-      if (cl.kind === 'H') {
-        if (type === T_FILE) this.state.update(sub, cl.id, { h: 0, sized: false });
-        else this.state.update(sub, cl.id, { h: 0, badHeader: true, sized: true });
-      } else this.state.update(sub, cl.id, cl.kind === 'D' ? { d: 0 } : { j: 0 });
+      if (
+        anyTouched &&
+        (touched.has(`${sub}/${id}-H`) || touched.has(`${sub}/${id}-D`) || touched.has(`${sub}/${id}-J`))
+      ) {
+        // an event already brought this message in sync with the disk: per file, the newer view wins
+        const patch: Partial<Entry> = {};
+        if (f & F_H && !touched.has(`${sub}/${id}-H`)) Object.assign(patch, { h: 0, sized: false });
+        if (f & F_D && !touched.has(`${sub}/${id}-D`)) patch.d = 0;
+        if (f & F_J && !touched.has(`${sub}/${id}-J`)) patch.j = 0;
+        if (Object.keys(patch).length) this.state.update(sub, id, patch);
+        continue;
+      }
+      this.state.insertListed(
+        sub,
+        id,
+        f & F_H ? (f & F_H_ODD ? 'odd' : 'file') : null,
+        (f & F_D) !== 0,
+        (f & F_J) !== 0,
+        c.arrivals[i],
+      );
     }
+  }
+
+  private suspect(s: ScanRun, sub: string, id: string, kinds: number): void {
+    if (kinds & F_H) s.suspects.add(`${sub}/${id}-H`);
+    if (kinds & F_D) s.suspects.add(`${sub}/${id}-D`);
+    if (kinds & F_J) s.suspects.add(`${sub}/${id}-J`);
   }
 
   private applyDetail(s: ScanRun, c: DetailChunk): void {
@@ -508,19 +533,14 @@ export class EximSpool implements SpoolSource {
     }
   }
 
-  /** Rescan: files the state holds that the listing did not see. Chunked so the loop stays free. */
+  /** Rescan: messages the state holds that the listing did not see. Chunked so the loop stays free. */
   private async findVanished(s: ScanRun): Promise<void> {
     let n = 0;
     const entries = [...this.state.entries.values()];
     for (const e of entries) {
-      for (const [k, size] of [
-        ['H', e.h],
-        ['D', e.d],
-        ['J', e.j],
-      ] as const) {
-        if (size < 0) continue;
-        const key = `${e.sub}/${e.id}-${k}`;
-        if (!s.seen.has(key) && !s.touched.has(key)) s.suspects.add(key);
+      if (!s.seen.has(`${e.sub}/${e.id}`)) {
+        const have = (e.h >= 0 ? F_H : 0) | (e.d >= 0 ? F_D : 0) | (e.j >= 0 ? F_J : 0);
+        this.suspect(s, e.sub, e.id, have);
       }
       if (++n % 4096 === 0) {
         await yieldLoop();

@@ -120,6 +120,33 @@ export class QueueState {
     this.account(e, 1);
   }
 
+  /** Fast path of the first listing: a message not seen before (sizes follow from the details pass). */
+  insertListed(
+    sub: string,
+    id: string,
+    header: 'file' | 'odd' | null,
+    data: boolean,
+    journal: boolean,
+    arrival: number,
+  ): void {
+    const key = `${sub}/${id}`;
+    const old = this.entries.get(key);
+    if (old) this.account(old, -1);
+    const e: Entry = {
+      sub,
+      id,
+      h: header ? 0 : -1,
+      d: data ? 0 : -1,
+      j: journal ? 0 : -1,
+      frozen: false,
+      badHeader: header === 'odd',
+      sized: header !== 'file',
+      arrival,
+    };
+    this.entries.set(key, e);
+    this.account(e, 1);
+  }
+
   setStray(key: string, kind: 'header_temp' | 'other' | null): void {
     const old = this.strays.get(key);
     if (old === 'header_temp' || old === 'other') this.strayCounts[old]--;

@@ -1,10 +1,10 @@
 // Worker thread running full scans, so a pass over 100k messages never blocks the main loop.
 import { parentPort, workerData } from 'node:worker_threads';
-import { type ListChunk, Scanner } from './scan.js';
+import { type MessageChunk, Scanner } from './scan.js';
 
 export type ToWorker = { type: 'scan'; scanId: number; details: boolean };
 export type FromWorker =
-  | { type: 'list'; scanId: number; chunk: ListChunk }
+  | { type: 'list'; scanId: number; chunk: MessageChunk }
   | { type: 'listed'; scanId: number; listMs: number; names: number; dirs: number; errors: string[] }
   | { type: 'detail'; scanId: number; chunk: import('./scan.js').DetailChunk }
   | { type: 'done'; scanId: number; detailMs: number; headersRead: number; errors: string[] }
@@ -17,14 +17,13 @@ port.on('message', (m: ToWorker) => {
   if (m.type !== 'scan') return;
   const { scanId } = m;
   const errors: string[] = [];
-  const listed: ListChunk[] = [];
   const t0 = performance.now();
-  let res: { subs: string[]; names: number };
+  let res: ReturnType<Scanner['list']>;
   try {
-    res = scanner.list((chunk) => {
-      listed.push(chunk);
-      port.postMessage({ type: 'list', scanId, chunk } satisfies FromWorker);
-    }, errors);
+    res = scanner.list(
+      (chunk) => port.postMessage({ type: 'list', scanId, chunk } satisfies FromWorker),
+      errors,
+    );
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     port.postMessage({
@@ -47,7 +46,7 @@ port.on('message', (m: ToWorker) => {
   if (!m.details) return;
   const t1 = performance.now();
   const headersRead = scanner.details(
-    listed,
+    res.raw,
     (chunk) => port.postMessage({ type: 'detail', scanId, chunk } satisfies FromWorker),
     errors,
   );

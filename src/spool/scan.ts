@@ -7,7 +7,7 @@
 // It runs in a worker thread (scan-worker.ts); results are posted in chunks.
 import { type Dirent, lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { classifySpoolName } from './exim-id.js';
+import { classifySpoolName, idArrivalTime } from './exim-id.js';
 import { readHeaderSync } from './read-header.js';
 
 export const T_FILE = 0;
@@ -17,8 +17,78 @@ export const T_OTHER = 2; // symlink, FIFO, socket, device
 export interface ListChunk {
   sub: string;
   names: string[];
-  types: Uint8Array;
+  /** entry types; null when not read (every entry taken as a file) */
+  types: Uint8Array | null;
 }
+/** One directory's messages as the listing found them, grouped by id. */
+export interface MessageChunk {
+  sub: string;
+  ids: string[];
+  /** bit 1: -H present, 2: -D, 4: -J; 8: the -H is not a regular file */
+  flags: Uint8Array;
+  /** arrival time decoded from the id (NaN when the id is not valid base 62) */
+  arrivals: Float64Array;
+  /** names that are not message files, and their entry types */
+  others: string[];
+  otherTypes: Uint8Array;
+}
+
+export const F_H = 1;
+export const F_D = 2;
+export const F_J = 4;
+export const F_H_ODD = 8;
+
+export function groupMessages(
+  sub: string,
+  names: string[],
+  types: Uint8Array | null,
+  onChunk: (c: MessageChunk) => void,
+): void {
+  const index = new Map<string, number>();
+  const ids: string[] = [];
+  const flags: number[] = [];
+  const others: string[] = [];
+  const otherTypes: number[] = [];
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i];
+    const len = name.length;
+    const type = types ? types[i] : T_FILE;
+    // classifySpoolName, inlined: 18 or 25 characters ending in -H, -D or -J
+    const k = name.charCodeAt(len - 1);
+    if (
+      type === T_DIR ||
+      (len !== 18 && len !== 25) ||
+      name.charCodeAt(len - 2) !== 45 ||
+      (k !== 72 /* H */ && k !== 68 /* D */ && k !== 74) /* J */
+    ) {
+      others.push(name);
+      otherTypes.push(type);
+      continue;
+    }
+    const id = name.slice(0, len - 2);
+    const bit = k === 72 ? (type === T_FILE ? F_H : F_H | F_H_ODD) : k === 68 ? F_D : F_J;
+    const at = index.get(id);
+    if (at === undefined) {
+      index.set(id, ids.length);
+      ids.push(id);
+      flags.push(bit);
+    } else flags[at] |= bit;
+  }
+  let first = true;
+  for (let i = 0; i < ids.length || first; i += CHUNK) {
+    const part = ids.slice(i, i + CHUNK);
+    onChunk({
+      sub,
+      ids: part,
+      flags: Uint8Array.from(flags.slice(i, i + CHUNK)),
+      arrivals: Float64Array.from(part, idArrivalTime),
+      others: first ? others : [],
+      otherTypes: first ? Uint8Array.from(otherTypes) : new Uint8Array(0),
+    });
+    first = false;
+  }
+}
+
 export interface DetailChunk {
   sub: string;
   names: string[];
@@ -60,31 +130,43 @@ export class Scanner {
 
   constructor(private readonly spool: string) {}
 
-  /** Pass 1. Calls `onChunk` for every up-to-8192 names; returns the directories listed. */
-  list(onChunk: (c: ListChunk) => void, errors: string[]): { subs: string[]; names: number } {
+  /**
+   * Pass 1. Lists input/ and its split directories; calls `onChunk` with the
+   * messages of each directory grouped by id (up to 8,192 ids a chunk, so the
+   * main thread applies them in short slices) and the other names; returns the
+   * raw listing for pass 2.
+   */
+  list(
+    onChunk: (c: MessageChunk) => void,
+    errors: string[],
+  ): { raw: ListChunk[]; subs: string[]; names: number } {
     const input = join(this.spool, 'input');
     const root = readdirSync(input, { withFileTypes: true }); // throws when input/ is unreadable
     const subs: string[] = [''];
+    const raw: ListChunk[] = [];
     let total = 0;
-    const emit = (sub: string, ents: Dirent[]) => {
-      for (let i = 0; i < ents.length; i += CHUNK) {
-        const part = ents.slice(i, i + CHUNK);
-        onChunk({ sub, names: part.map((d) => d.name), types: Uint8Array.from(part, typeOf) });
-      }
-      total += ents.length;
-      if (ents.length === 0) onChunk({ sub, names: [], types: new Uint8Array(0) });
+    const emit = (sub: string, names: string[], types: Uint8Array | null) => {
+      total += names.length;
+      raw.push({ sub, names, types });
+      groupMessages(sub, names, types, onChunk);
     };
-    emit('', root);
+    emit(
+      '',
+      root.map((d) => d.name),
+      Uint8Array.from(root, typeOf),
+    );
     for (const d of root) {
       if (!d.isDirectory() || !isSplitDirName(d.name)) continue;
       subs.push(d.name);
       try {
-        emit(d.name, readdirSync(join(input, d.name), { withFileTypes: true }));
+        // names only: entry types inside split directories matter only for -H files, and pass 2
+        // opens those with O_NOFOLLOW|O_NONBLOCK and checks them anyway
+        emit(d.name, readdirSync(join(input, d.name)), null);
       } catch (e) {
         errors.push(`input/${d.name}: ${(e as NodeJS.ErrnoException).code ?? e}`);
       }
     }
-    return { subs, names: total };
+    return { raw, subs, names: total };
   }
 
   /** Pass 2 over the names pass 1 found. */
@@ -98,7 +180,7 @@ export class Scanner {
       const sizes: number[] = [];
       const frozen: number[] = [];
       for (let i = 0; i < lc.names.length; i++) {
-        if (lc.types[i] !== T_FILE) continue;
+        if (lc.types && lc.types[i] !== T_FILE) continue;
         const name = lc.names[i];
         const c = classifySpoolName(name);
         if (!c) continue;
