@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { type Row, table } from './lib.js';
 import { benchChurn, benchObserve, benchReaction } from './observe.js';
+import { benchOvershootSmtp } from './overshoot-smtp.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -12,6 +13,7 @@ const sections: [string, () => Promise<Row[]>][] = [
   ['observe', () => benchObserve(quick ? [10_000] : [10_000, 100_000], runs)],
   ['churn', () => benchChurn(quick ? 15 : 60)],
   ['reaction', () => benchReaction(quick ? 30 : 100)],
+  ['overshoot-smtp', () => benchOvershootSmtp()],
   [
     'durability',
     async () => {
