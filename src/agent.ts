@@ -126,7 +126,7 @@ export class Agent {
     const source = new EximSpool({ name: sc.name, path: sc.path, log: this.log });
     const g = new SpoolGuard(sc, source, this.log, () => this.memAvailable);
     g.start();
-    source.onChange = () => g.evaluate();
+    source.onChange = () => g.evaluate(undefined, false);
     source.start();
     g.evaluate();
     this.guards.push(g);

@@ -28,7 +28,14 @@ export async function runDemo(args: string[]): Promise<number> {
   mkdirSync(spool);
   if (process.getuid?.() === 0) {
     try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m,nr_inodes=4096,mode=0750', 'spool-guard-demo', spool]);
+      execFileSync('mount', [
+        '-t',
+        'tmpfs',
+        '-o',
+        'size=64m,nr_inodes=4096,mode=0750',
+        'spool-guard-demo',
+        spool,
+      ]);
       mounted = true;
     } catch {}
   }
@@ -57,10 +64,13 @@ ${thresholds}
   const agent = new Agent({ configFile: cfgFile, overrides: {}, log });
   await agent.start();
   const flag = join(run, 'demo.defer');
-  log.info(`demo running: open http://${listen.startsWith(':') ? `localhost${listen}` : listen}/ (Ctrl-C stops)`, {
-    spool,
-    tmpfs: mounted,
-  });
+  log.info(
+    `demo running: open http://${listen.startsWith(':') ? `localhost${listen}` : listen}/ (Ctrl-C stops)`,
+    {
+      spool,
+      tmpfs: mounted,
+    },
+  );
   const queue: FixtureMessage[] = [];
   let refused = 0;
   const arrive = setInterval(() => {

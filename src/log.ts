@@ -35,10 +35,12 @@ export function createLogger(
 ): Logger {
   const state = { level };
   const make = (bound: Fields): Logger => {
-    const emit = (lv: Level) => (msg: string, fields: Fields = {}) => {
-      if (ORDER[lv] < ORDER[state.level]) return;
-      write(formatLine(lv, msg, { ...bound, ...fields }));
-    };
+    const emit =
+      (lv: Level) =>
+      (msg: string, fields: Fields = {}) => {
+        if (ORDER[lv] < ORDER[state.level]) return;
+        write(formatLine(lv, msg, { ...bound, ...fields }));
+      };
     return {
       debug: emit('debug'),
       info: emit('info'),

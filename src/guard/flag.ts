@@ -151,6 +151,17 @@ export class FlagFile {
     }
   }
 
+  /** Whether anything is at the flag path (one lstat). */
+  exists(): boolean {
+    try {
+      lstatSync(this.path);
+      return true;
+    } catch (e) {
+      if (errCode(e) === 'ENOENT' || errCode(e) === 'ENOTDIR') return false;
+      throw new FlagError(`${this.path}: ${(e as Error).message}`, errCode(e));
+    }
+  }
+
   write(c: FlagContent): void {
     atomicWrite(this.path, formatFlag(c));
   }

@@ -51,6 +51,7 @@ export class SpoolGuard {
     relayChecks: 0,
   };
   private trend = new Trend(60);
+  private slopesAt = 0;
   private lastEval: number | null = null;
   private unlock: (() => void) | null = null;
   private lastOffWarning = 0;
@@ -132,7 +133,7 @@ export class SpoolGuard {
   }
 
   /** Observe, decide, act. Cheap: called after every batch of spool changes and every second. */
-  evaluate(now = nowSec()): void {
+  evaluate(now = nowSec(), checkDisk = true): void {
     const o = this.source.observe();
     this.lastObservation = o;
     if (this.lastEval !== null && this.flagPresent)
@@ -140,7 +141,11 @@ export class SpoolGuard {
     this.lastEval = now;
     if (o.up && o.fs) {
       this.trend.add({ t: now, bytes: usedBytes(o.fs), inodes: usedInodes(o.fs) });
-      this.fillRate = this.trend.slopes();
+      // the trend holds one sample per 100 ms: recompute the slopes at most that often
+      if (now - this.slopesAt >= 0.1 || this.fillRate === null) {
+        this.fillRate = this.trend.slopes();
+        this.slopesAt = now;
+      }
       this.ttf = timeToFull(this.fillRate, o.fs.availBytes, o.fs.filesFree, {
         bytes: o.fs.sizeBytes > 0,
         inodes: o.fs.files > 0,
@@ -167,18 +172,22 @@ export class SpoolGuard {
         holding: (this.lastInputs && d.state.reasons.join(',')) || 'none',
       });
     }
-    this.actuate(prev, now);
+    this.actuate(prev, now, checkDisk);
   }
 
-  private actuate(prev: DeferState, now: number): void {
+  private actuate(prev: DeferState, now: number, checkDisk: boolean): void {
     const s = this.state;
     const until = this.override?.mode === 'on' ? this.override.until : null;
-    // the disk may have changed behind our back (flag removed, directory wiped)
-    let onDisk: boolean;
-    try {
-      onDisk = this.flag.read() !== null;
-    } catch {
-      onDisk = this.flagPresent;
+    // the disk may have changed behind our back (flag removed, directory wiped): looked at on
+    // every tick and every decision that changes something; the batches in between trust it
+    let onDisk = this.flagPresent;
+    const changing = s.active !== prev.active || prev.reasons.join(',') !== s.reasons.join(',');
+    if (checkDisk || changing) {
+      try {
+        onDisk = this.flag.exists();
+      } catch {
+        onDisk = this.flagPresent;
+      }
     }
     const reasonsChanged = prev.reasons.join(',') !== s.reasons.join(',');
     const needWrite =

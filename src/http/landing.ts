@@ -5,7 +5,10 @@
 import type { SpoolGuard } from '../guard/guard.js';
 
 const esc = (s: unknown) =>
-  String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  String(s).replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 
 export function fmtBytes(n: number | null | undefined): string {
   if (n === null || n === undefined) return '—';
@@ -22,18 +25,23 @@ export function fmtBytes(n: number | null | undefined): string {
 function bar(key: string, ratio: number | null, enter: number | null, release: number | null): string {
   const pct = ratio === null ? 0 : Math.min(100, Math.max(0, ratio * 100));
   const line = (v: number | null, cls: string, title: string) =>
-    v === null ? '' : `<i class="${cls}" style="left:${(v * 100).toFixed(1)}%" title="${title} ${(v * 100).toFixed(0)}%"></i>`;
+    v === null
+      ? ''
+      : `<i class="${cls}" style="left:${(v * 100).toFixed(1)}%" title="${title} ${(v * 100).toFixed(0)}%"></i>`;
   return `<div class="bar" data-bar="${key}"><b style="width:${pct.toFixed(1)}%"></b>${line(enter, 'enter', 'enter')}${line(release, 'release', 'release')}</div>`;
 }
 
-const pctText = (r: number | null | undefined) => (r === null || r === undefined ? 'unlimited' : `${(r * 100).toFixed(1)}%`);
+const pctText = (r: number | null | undefined) =>
+  r === null || r === undefined ? 'unlimited' : `${(r * 100).toFixed(1)}%`;
 
 function spoolCard(g: SpoolGuard): string {
   const s = g.status();
   const fs = s.filesystem;
   const q = s.queue;
   const state = s.defer.active ? 'DEFERRING' : 'accepting';
-  const ov = s.override ? `manual ${s.override.mode}${s.override.until ? ` until ${new Date(s.override.until * 1000).toISOString()}` : ''}` : 'none';
+  const ov = s.override
+    ? `manual ${s.override.mode}${s.override.until ? ` until ${new Date(s.override.until * 1000).toISOString()}` : ''}`
+    : 'none';
   return `<section class="spool ${s.defer.active ? 'deferring' : ''}" data-spool="${esc(s.name)}">
 <h2>${esc(s.name)} <span class="state" data-k="state">${state}</span></h2>
 <p class="meta">${esc(s.path)} · ${esc(fs?.fstype ?? 'unknown')} · <span data-k="up">${s.up ? 'up' : `DOWN: ${esc(s.error ?? '')}`}</span></p>
@@ -90,7 +98,9 @@ export function renderLanding(
   peers: { name: string; role: string; up: boolean | null }[] = [],
 ): string {
   const peerText = peers.length
-    ? peers.map((p) => `${esc(p.name)} (${esc(p.role)}): ${p.up === null ? 'pending' : p.up ? 'up' : 'DOWN'}`).join(' · ')
+    ? peers
+        .map((p) => `${esc(p.name)} (${esc(p.role)}): ${p.up === null ? 'pending' : p.up ? 'up' : 'DOWN'}`)
+        .join(' · ')
     : 'none configured';
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>spool-guard</title><style>${CSS}</style></head><body>

@@ -40,10 +40,13 @@ export function parseDeferBody(
   body: unknown,
   spools: string[],
 ): { error: string; status: 400 | 404 } | { spool: string; mode: 'on' | 'off' | 'auto'; ttl: number | null } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { error: 'body: expected a JSON object', status: 400 };
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    return { error: 'body: expected a JSON object', status: 400 };
   const b = body as DeferBody;
-  for (const k of Object.keys(b)) if (!['spool', 'mode', 'ttl_seconds'].includes(k)) return { error: `${k}: unknown key`, status: 400 };
-  if (b.mode !== 'on' && b.mode !== 'off' && b.mode !== 'auto') return { error: 'mode: expected "on", "off" or "auto"', status: 400 };
+  for (const k of Object.keys(b))
+    if (!['spool', 'mode', 'ttl_seconds'].includes(k)) return { error: `${k}: unknown key`, status: 400 };
+  if (b.mode !== 'on' && b.mode !== 'off' && b.mode !== 'auto')
+    return { error: 'mode: expected "on", "off" or "auto"', status: 400 };
   let ttl: number | null = null;
   if (b.ttl_seconds !== undefined && b.ttl_seconds !== null) {
     if (typeof b.ttl_seconds !== 'number' || !Number.isFinite(b.ttl_seconds) || b.ttl_seconds <= 0) {
@@ -58,7 +61,8 @@ export function parseDeferBody(
   if (b.mode === 'auto') ttl = null;
   let spool: string;
   if (b.spool === undefined) {
-    if (spools.length !== 1) return { error: 'spool: required when several spools are configured', status: 400 };
+    if (spools.length !== 1)
+      return { error: 'spool: required when several spools are configured', status: 400 };
     spool = spools[0];
   } else if (typeof b.spool !== 'string') return { error: 'spool: expected a string', status: 400 };
   else spool = b.spool;
@@ -118,7 +122,9 @@ export async function createServer(d: ServerDeps): Promise<FastifyInstance> {
 
   const authorize = async (req: FastifyRequest, reply: FastifyReply) => {
     if (!isTls && !isLoopback(req.socket.remoteAddress)) {
-      return reply.code(403).send({ error: 'control over plain HTTP answers loopback clients only; configure TLS' });
+      return reply
+        .code(403)
+        .send({ error: 'control over plain HTTP answers loopback clients only; configure TLS' });
     }
     const token = d.token();
     if (token === null) return reply.code(403).send({ error: 'no API token configured (api.token_file)' });
@@ -131,11 +137,19 @@ export async function createServer(d: ServerDeps): Promise<FastifyInstance> {
   };
   app.post('/api/v1/defer', { onRequest: authorize }, async (req, reply) => {
     const guards = d.guards();
-    const r = parseDeferBody(req.body, guards.map((g) => g.name));
+    const r = parseDeferBody(
+      req.body,
+      guards.map((g) => g.name),
+    );
     if ('error' in r) return reply.code(r.status).send({ error: r.error });
     const g = guards.find((x) => x.name === r.spool)!;
     g.setOverride(r.mode, r.ttl);
-    d.log.info('override set through the API', { spool: g.name, mode: r.mode, ttl: r.ttl ?? undefined, client: req.socket.remoteAddress });
+    d.log.info('override set through the API', {
+      spool: g.name,
+      mode: r.mode,
+      ttl: r.ttl ?? undefined,
+      client: req.socket.remoteAddress,
+    });
     return g.status();
   });
   return app;

@@ -12,7 +12,7 @@ import { type Entry, QueueState, STRAY_KINDS, type StrayKind } from './queue-sta
 import { readHeaderSync } from './read-header.js';
 import type { DetailChunk, MessageChunk } from './scan.js';
 import { F_D, F_H, F_H_ODD, F_J, isSplitDirName, T_DIR, T_FILE } from './scan.js';
-import type { FromWorker } from './scan-worker.js';
+import type { FromWorker, ToWorker } from './scan-worker.js';
 import type { Observation, SourceStats, SpoolSource } from './source.js';
 import { type FsFigures, readStatfs } from './statfs.js';
 
@@ -30,7 +30,22 @@ interface ScanRun {
   seen: Map<string, number>;
   suspects: Set<string>;
   resolve: () => void;
+  workers: Worker[];
+  pendingListed: number;
+  pendingDone: number;
+  headersRead: number;
+  listMs: number;
+  names: number;
+  dirs: number;
+  detailMs: number;
 }
+
+/** Under a storm of events, the shortest time between two batches. */
+const BATCH_MS = 5;
+/** Workers per full scan (the machines this runs on have 2 cores or more). */
+const SCAN_PARTS = 2;
+/** CPU niceness of the scan threads: the main thread (scrapes, reactions) goes first. */
+const SCAN_NICE = 10;
 
 export interface EximSpoolOptions {
   name: string;
@@ -69,7 +84,7 @@ export class EximSpool implements SpoolSource {
   private inputId: string | null = null; // dev:ino of input/
   private pending = new Map<string, Set<string>>();
   private flushScheduled = false;
-  private worker: Worker | null = null;
+  private lastFlush = 0;
   private scanSeq = 0;
   private scan: ScanRun | null = null;
   private stopped = false;
@@ -97,11 +112,12 @@ export class EximSpool implements SpoolSource {
     this.stopped = true;
     this.closeWatchers();
     this.closeRootWatcher();
-    this.scan?.resolve();
+    const s = this.scan;
     this.scan = null;
-    const w = this.worker;
-    this.worker = null;
-    if (w) await w.terminate();
+    if (s) {
+      await Promise.all(s.workers.map((w) => w.terminate()));
+      s.resolve();
+    }
   }
 
   observe(): Observation {
@@ -242,10 +258,7 @@ export class EximSpool implements SpoolSource {
     this.listed = false;
     this.complete = false;
     this.inputId = null;
-    if (this.scan) {
-      this.scan.resolve();
-      this.scan = null;
-    }
+    if (this.scan) this.abortScan(this.scan);
     this.pending.clear();
   }
 
@@ -279,7 +292,9 @@ export class EximSpool implements SpoolSource {
         set.add(filename.toString());
         if (!this.flushScheduled) {
           this.flushScheduled = true;
-          setImmediate(() => this.flush());
+          // at once when quiet; under a storm of events, batches at most every 5 ms
+          if (performance.now() - this.lastFlush < BATCH_MS) setTimeout(() => this.flush(), BATCH_MS);
+          else setImmediate(() => this.flush());
         }
       });
       w.on('error', (e) => {
@@ -304,6 +319,7 @@ export class EximSpool implements SpoolSource {
 
   private flush(): void {
     this.flushScheduled = false;
+    this.lastFlush = performance.now();
     if (this.stopped) return;
     const batch = this.pending;
     this.pending = new Map();
@@ -362,25 +378,16 @@ export class EximSpool implements SpoolSource {
     this.state.update(sub, c.id, c.kind === 'D' ? { d: size } : { j: size });
   }
 
-  private ensureWorker(): Worker {
-    if (this.worker) return this.worker;
+  private spawnWorker(part: number, parts: number): Worker {
+    const workerData = { spool: this.path, part, parts, nice: SCAN_NICE };
     const w = WORKER.endsWith('.ts')
       ? // from the TypeScript sources (tests), the worker registers the same loader first
         new Worker(
           `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(WORKER).href)}); });`,
-          { eval: true, workerData: { spool: this.path } },
+          { eval: true, workerData },
         )
-      : new Worker(WORKER, { workerData: { spool: this.path } });
+      : new Worker(WORKER, { workerData });
     w.unref();
-    w.on('message', (m: FromWorker) => this.onWorker(m));
-    w.on('error', (e) => {
-      this.log.error('scan worker failed', { err: String(e) });
-      this.stats.scanErrors++;
-      this.worker = null;
-      this.scan?.resolve();
-      this.scan = null;
-    });
-    this.worker = w;
     return w;
   }
 
@@ -389,10 +396,11 @@ export class EximSpool implements SpoolSource {
     return this.runScan('rescan');
   }
 
+  /** A full scan by SCAN_PARTS workers, each listing and sizing a share of the directories; they exit when done. */
   private runScan(kind: ScanKind): Promise<void> {
     return new Promise((resolve) => {
       const id = ++this.scanSeq;
-      this.scan = {
+      const s: ScanRun = {
         id,
         kind,
         started: performance.now(),
@@ -400,35 +408,68 @@ export class EximSpool implements SpoolSource {
         seen: new Map(),
         suspects: new Set(),
         resolve,
+        workers: [],
+        pendingListed: SCAN_PARTS,
+        pendingDone: SCAN_PARTS,
+        headersRead: 0,
+        listMs: 0,
+        names: 0,
+        dirs: 0,
+        detailMs: 0,
       };
-      this.ensureWorker().postMessage({ type: 'scan', scanId: id, details: true });
+      this.scan = s;
+      for (let part = 0; part < SCAN_PARTS; part++) {
+        const w = this.spawnWorker(part, SCAN_PARTS);
+        s.workers.push(w);
+        w.on('message', (m: FromWorker) => this.onWorker(s, m));
+        w.on('error', (e) => {
+          this.log.error('scan worker failed', { err: String(e) });
+          this.stats.scanErrors++;
+          this.abortScan(s);
+        });
+        w.postMessage({
+          type: 'scan',
+          scanId: id,
+          details: true,
+          readHeaders: kind === 'initial',
+        } satisfies ToWorker);
+      }
     });
   }
 
-  private onWorker(m: FromWorker): void {
-    const s = this.scan;
-    if (!s || m.scanId !== s.id || this.stopped) return;
+  private abortScan(s: ScanRun): void {
+    for (const w of s.workers) void w.terminate();
+    s.workers = [];
+    if (this.scan === s) this.scan = null;
+    s.resolve();
+  }
+
+  private onWorker(s: ScanRun, m: FromWorker): void {
+    if (m.scanId !== s.id || this.scan !== s || this.stopped) return;
     switch (m.type) {
       case 'failed':
         this.stats.scanErrors++;
         this.setError(`scan: ${m.code}`);
-        this.scan = null;
-        s.resolve();
+        this.abortScan(s);
         return;
       case 'list':
         this.applyList(s, m.chunk);
         return;
       case 'listed':
-        this.stats.lastListMs = m.listMs;
+        s.listMs = Math.max(s.listMs, m.listMs);
+        s.names += m.names;
+        s.dirs += m.dirs;
         this.noteErrors(m.errors);
+        if (--s.pendingListed > 0) return;
+        this.stats.lastListMs = s.listMs;
         if (s.kind === 'initial') {
           this.listed = true;
           this.readFs();
           this.log.info('spool listed', {
             messages: this.state.t.messages,
-            names: m.names,
-            dirs: m.dirs,
-            list_ms: m.listMs.toFixed(1),
+            names: s.names,
+            dirs: s.dirs,
+            list_ms: s.listMs.toFixed(1),
           });
           this.onChange?.();
         } else void this.findVanished(s);
@@ -437,9 +478,14 @@ export class EximSpool implements SpoolSource {
         this.applyDetail(s, m.chunk);
         return;
       case 'done':
-        this.stats.lastDetailMs = m.detailMs;
+        s.detailMs = Math.max(s.detailMs, m.detailMs);
+        s.headersRead += m.headersRead;
         this.noteErrors(m.errors);
-        void this.finish(s, m.headersRead);
+        if (--s.pendingDone > 0) return;
+        this.stats.lastDetailMs = s.detailMs;
+        for (const w of s.workers) void w.terminate();
+        s.workers = [];
+        void this.finish(s, s.headersRead);
         return;
     }
   }
@@ -516,9 +562,10 @@ export class EximSpool implements SpoolSource {
       const e = this.state.get(sub, cl.id);
       if (s.kind === 'rescan') {
         if (!e) continue; // a presence difference, handled by the listing comparison
+        // a -H renamed into place (freeze, thaw, delivery attempt) has a new inode: re-read it
         const same =
           cl.kind === 'H'
-            ? e.h === size && e.frozen === (fz === 1) && e.badHeader === (fz === 2)
+            ? e.h === size && e.ino === c.inos[i] && e.mtime === c.mtimes[i]
             : (cl.kind === 'D' ? e.d : e.j) === size;
         if (!same) s.suspects.add(key);
         continue;
@@ -528,7 +575,14 @@ export class EximSpool implements SpoolSource {
         continue;
       }
       if (cl.kind === 'H')
-        this.state.update(sub, cl.id, { h: size, frozen: fz === 1, badHeader: fz === 2, sized: true });
+        this.state.update(sub, cl.id, {
+          h: size,
+          frozen: fz === 1,
+          badHeader: fz === 2,
+          sized: true,
+          ino: c.inos[i],
+          mtime: c.mtimes[i],
+        });
       else this.state.update(sub, cl.id, cl.kind === 'D' ? { d: size } : { j: size });
     }
   }

@@ -24,6 +24,9 @@ export interface Entry {
   /** size known (false right after a listing, until the details pass) */
   sized: boolean;
   arrival: number;
+  /** inode and mtime (ms) of the -H file as last read */
+  ino: number;
+  mtime: number;
 }
 
 export interface QueueTotals {
@@ -93,7 +96,7 @@ export class QueueState {
   update(
     sub: string,
     id: string,
-    patch: Partial<Pick<Entry, 'h' | 'd' | 'j' | 'frozen' | 'badHeader' | 'sized'>>,
+    patch: Partial<Pick<Entry, 'h' | 'd' | 'j' | 'frozen' | 'badHeader' | 'sized' | 'ino' | 'mtime'>>,
   ): void {
     const key = QueueState.key(sub, id);
     let e = this.entries.get(key);
@@ -109,6 +112,8 @@ export class QueueState {
         badHeader: false,
         sized: true,
         arrival: idArrivalTime(id),
+        ino: 0,
+        mtime: 0,
       };
     }
     Object.assign(e, patch);
@@ -142,6 +147,8 @@ export class QueueState {
       badHeader: header === 'odd',
       sized: header !== 'file',
       arrival,
+      ino: 0,
+      mtime: 0,
     };
     this.entries.set(key, e);
     this.account(e, 1);

@@ -1,16 +1,32 @@
-// Worker thread running full scans, so a pass over 100k messages never blocks the main loop.
+// Worker thread running one part of a full scan, so a pass over 100k messages never
+// blocks the main loop. It runs at a lower CPU priority than the main thread (Linux
+// lets setpriority address a single thread), so scrapes and reactions win the CPU.
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { type MessageChunk, Scanner } from './scan.js';
+import { type DetailChunk, type MessageChunk, Scanner } from './scan.js';
 
-export type ToWorker = { type: 'scan'; scanId: number; details: boolean };
+export type ToWorker = { type: 'scan'; scanId: number; details: boolean; readHeaders: boolean };
 export type FromWorker =
   | { type: 'list'; scanId: number; chunk: MessageChunk }
   | { type: 'listed'; scanId: number; listMs: number; names: number; dirs: number; errors: string[] }
-  | { type: 'detail'; scanId: number; chunk: import('./scan.js').DetailChunk }
+  | { type: 'detail'; scanId: number; chunk: DetailChunk }
   | { type: 'done'; scanId: number; detailMs: number; headersRead: number; errors: string[] }
   | { type: 'failed'; scanId: number; code: string; message: string };
 
-const scanner = new Scanner((workerData as { spool: string }).spool);
+const { spool, part, parts, nice } = workerData as {
+  spool: string;
+  part: number;
+  parts: number;
+  nice: number;
+};
+try {
+  const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+  if (nice && tid > 0) setPriority(tid, nice);
+} catch {
+  // not Linux, or not allowed: the scan still runs, at normal priority
+}
+const scanner = new Scanner(spool, part, parts);
 const port = parentPort!;
 
 port.on('message', (m: ToWorker) => {
@@ -47,6 +63,7 @@ port.on('message', (m: ToWorker) => {
   const t1 = performance.now();
   const headersRead = scanner.details(
     res.raw,
+    m.readHeaders,
     (chunk) => port.postMessage({ type: 'detail', scanId, chunk } satisfies FromWorker),
     errors,
   );

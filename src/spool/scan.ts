@@ -94,8 +94,10 @@ export interface DetailChunk {
   names: string[];
   /** st_size, or -1 when the file vanished */
   sizes: Float64Array;
-  /** 1 frozen, 0 not, 2 unreadable/garbage header (H only) */
+  /** 1 frozen, 0 not, 2 unreadable/garbage header (H only, when headers were read) */
   frozen: Uint8Array;
+  inos: Float64Array;
+  mtimes: Float64Array;
 }
 export interface ScanStats {
   listMs: number;
@@ -118,23 +120,23 @@ export function isSplitDirName(name: string): boolean {
   return name.length === 1;
 }
 
-interface CacheEntry {
-  ino: number;
-  mtimeMs: number;
-  size: number;
-  frozen: number;
-}
-
+/**
+ * A stateless scanner of one part of the spool: part `part` of `parts` lists
+ * input/ itself (only part 0 reports its messages) and every `parts`-th split
+ * directory, so two workers share the work on two cores.
+ */
 export class Scanner {
-  private headerCache = new Map<string, CacheEntry>();
-
-  constructor(private readonly spool: string) {}
+  constructor(
+    private readonly spool: string,
+    private readonly part = 0,
+    private readonly parts = 1,
+  ) {}
 
   /**
-   * Pass 1. Lists input/ and its split directories; calls `onChunk` with the
-   * messages of each directory grouped by id (up to 8,192 ids a chunk, so the
-   * main thread applies them in short slices) and the other names; returns the
-   * raw listing for pass 2.
+   * Pass 1. Lists this part's directories; calls `onChunk` with the messages of
+   * each directory grouped by id (up to 8,192 ids a chunk, so the main thread
+   * applies them in short slices) and the other names; returns the raw listing
+   * for pass 2.
    */
   list(
     onChunk: (c: MessageChunk) => void,
@@ -142,7 +144,7 @@ export class Scanner {
   ): { raw: ListChunk[]; subs: string[]; names: number } {
     const input = join(this.spool, 'input');
     const root = readdirSync(input, { withFileTypes: true }); // throws when input/ is unreadable
-    const subs: string[] = [''];
+    const subs: string[] = [];
     const raw: ListChunk[] = [];
     let total = 0;
     const emit = (sub: string, names: string[], types: Uint8Array | null) => {
@@ -150,94 +152,110 @@ export class Scanner {
       raw.push({ sub, names, types });
       groupMessages(sub, names, types, onChunk);
     };
-    emit(
-      '',
-      root.map((d) => d.name),
-      Uint8Array.from(root, typeOf),
-    );
-    for (const d of root) {
-      if (!d.isDirectory() || !isSplitDirName(d.name)) continue;
-      subs.push(d.name);
+    if (this.part === 0) {
+      subs.push('');
+      emit(
+        '',
+        root.map((d) => d.name),
+        Uint8Array.from(root, typeOf),
+      );
+    }
+    const splits = root
+      .filter((d) => d.isDirectory() && isSplitDirName(d.name))
+      .map((d) => d.name)
+      .sort();
+    for (let i = this.part; i < splits.length; i += this.parts) {
+      const name = splits[i];
+      subs.push(name);
       try {
         // names only: entry types inside split directories matter only for -H files, and pass 2
         // opens those with O_NOFOLLOW|O_NONBLOCK and checks them anyway
-        emit(d.name, readdirSync(join(input, d.name)), null);
+        emit(name, readdirSync(join(input, name)), null);
       } catch (e) {
-        errors.push(`input/${d.name}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+        errors.push(`input/${name}: ${(e as NodeJS.ErrnoException).code ?? e}`);
       }
     }
     return { raw, subs, names: total };
   }
 
-  /** Pass 2 over the names pass 1 found. */
-  details(listed: ListChunk[], onChunk: (c: DetailChunk) => void, errors: string[]): number {
+  /**
+   * Pass 2 over the names pass 1 found: sizes, and for -H files their inode and
+   * mtime (a rescan compares those: Exim renames a new -H into place at every
+   * rewrite) and, when `readHeaders`, the frozen flag.
+   */
+  details(
+    listed: ListChunk[],
+    readHeaders: boolean,
+    onChunk: (c: DetailChunk) => void,
+    errors: string[],
+  ): number {
     const input = join(this.spool, 'input');
     let headersRead = 0;
-    const seen = new Set<string>();
     for (const lc of listed) {
       const dir = lc.sub ? join(input, lc.sub) : input;
-      const names: string[] = [];
-      const sizes: number[] = [];
-      const frozen: number[] = [];
+      let names: string[] = [];
+      let sizes: number[] = [];
+      let frozen: number[] = [];
+      let inos: number[] = [];
+      let mtimes: number[] = [];
+      const flush = () => {
+        if (!names.length) return;
+        onChunk({
+          sub: lc.sub,
+          names,
+          sizes: Float64Array.from(sizes),
+          frozen: Uint8Array.from(frozen),
+          inos: Float64Array.from(inos),
+          mtimes: Float64Array.from(mtimes),
+        });
+        names = [];
+        sizes = [];
+        frozen = [];
+        inos = [];
+        mtimes = [];
+      };
       for (let i = 0; i < lc.names.length; i++) {
         if (lc.types && lc.types[i] !== T_FILE) continue;
         const name = lc.names[i];
         const c = classifySpoolName(name);
         if (!c) continue;
         const path = join(dir, name);
-        const key = `${lc.sub}/${name}`;
         let size = -1;
         let fz = 0;
-        if (c.kind === 'H') {
-          seen.add(key);
-          try {
-            const st = lstatSync(path);
-            const hit = this.headerCache.get(key);
-            if (hit && hit.ino === st.ino && hit.mtimeMs === st.mtimeMs && hit.size === st.size) {
-              size = hit.size;
-              fz = hit.frozen;
-            } else {
-              const r = readHeaderSync(path);
-              headersRead++;
-              if (r.ok) {
-                size = r.size;
-                fz = r.info.frozen ? 1 : 0;
-              } else if (!r.missing) {
-                size = r.size ?? st.size;
-                fz = 2;
-              }
-              if (size >= 0 && r.ino !== undefined) {
-                this.headerCache.set(key, { ino: r.ino, mtimeMs: r.mtimeMs ?? 0, size, frozen: fz });
-              }
+        let ino = 0;
+        let mtime = 0;
+        try {
+          if (c.kind === 'H' && readHeaders) {
+            const r = readHeaderSync(path);
+            headersRead++;
+            if (r.ok) {
+              size = r.size;
+              fz = r.info.frozen ? 1 : 0;
+            } else if (!r.missing) {
+              size = r.size ?? lstatSync(path).size;
+              fz = 2;
             }
-          } catch (e) {
-            const code = (e as NodeJS.ErrnoException).code;
-            if (code !== 'ENOENT') errors.push(`${key}: ${code ?? e}`);
+            ino = r.ino ?? 0;
+            mtime = r.mtimeMs ?? 0;
+          } else {
+            const st = lstatSync(path);
+            size = st.size;
+            ino = st.ino;
+            mtime = st.mtimeMs;
           }
-        } else {
-          try {
-            size = lstatSync(path).size;
-          } catch (e) {
-            const code = (e as NodeJS.ErrnoException).code;
-            if (code !== 'ENOENT') errors.push(`${key}: ${code ?? e}`);
-          }
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code !== 'ENOENT') errors.push(`${lc.sub}/${name}: ${code ?? e}`);
         }
         names.push(name);
         sizes.push(size);
         frozen.push(fz);
-        if (names.length >= CHUNK) {
-          onChunk({
-            sub: lc.sub,
-            names: names.splice(0),
-            sizes: Float64Array.from(sizes.splice(0)),
-            frozen: Uint8Array.from(frozen.splice(0)),
-          });
-        }
+        inos.push(ino);
+        mtimes.push(mtime);
+        if (names.length >= CHUNK) flush();
       }
-      if (names.length)
-        onChunk({ sub: lc.sub, names, sizes: Float64Array.from(sizes), frozen: Uint8Array.from(frozen) });
+      flush();
     }
-    for (const k of this.headerCache.keys()) if (!seen.has(k)) this.headerCache.delete(k);
     return headersRead;
   }
 }
