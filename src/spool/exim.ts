@@ -2,7 +2,7 @@
 // inotify watch per directory (input/ and each split directory, never one per
 // file), coalesced into batches; a full rescan on schedule reconciles the
 // incremental state and measures drift. Scans run in a worker thread.
-import { type FSWatcher, lstatSync, readdirSync, realpathSync, watch } from 'node:fs';
+import { type FSWatcher, lstatSync, readdirSync, realpathSync, type Stats, watch } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -51,6 +51,15 @@ export interface EximSpoolOptions {
   name: string;
   path: string;
   log: Logger;
+}
+
+/** lstat without an exception for a missing name (exceptions cost more than the system call). */
+function lstatQuiet(path: string): Stats | undefined {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined; // ENOTDIR, EACCES: as good as absent for the queue
+  }
 }
 
 function yieldLoop(): Promise<void> {
@@ -337,10 +346,7 @@ export class EximSpool implements SpoolSource {
     const path = join(dir, name);
     const c = classifySpoolName(name);
     if (!c) {
-      let st: import('node:fs').Stats | null = null;
-      try {
-        st = lstatSync(path);
-      } catch {}
+      const st = lstatQuiet(path);
       if (sub === '' && isSplitDirName(name)) {
         if (st?.isDirectory()) {
           this.state.setStray(key, null);
@@ -364,22 +370,36 @@ export class EximSpool implements SpoolSource {
     }
     if (c.kind === 'H') {
       const r = readHeaderSync(path);
+      const ino = r.ino ?? 0;
+      const mtime = r.mtimeMs ?? 0;
       if (r.ok)
-        this.state.update(sub, c.id, { h: r.size, frozen: r.info.frozen, badHeader: false, sized: true });
+        this.state.update(sub, c.id, {
+          h: r.size,
+          frozen: r.info.frozen,
+          badHeader: false,
+          sized: true,
+          ino,
+          mtime,
+        });
       else if (r.missing)
         this.state.update(sub, c.id, { h: -1, frozen: false, badHeader: false, sized: true });
-      else this.state.update(sub, c.id, { h: r.size ?? 0, frozen: false, badHeader: true, sized: true });
+      else
+        this.state.update(sub, c.id, {
+          h: r.size ?? 0,
+          frozen: false,
+          badHeader: true,
+          sized: true,
+          ino,
+          mtime,
+        });
       return;
     }
-    let size = -1;
-    try {
-      size = lstatSync(path).size;
-    } catch {}
+    const size = lstatQuiet(path)?.size ?? -1;
     this.state.update(sub, c.id, c.kind === 'D' ? { d: size } : { j: size });
   }
 
-  private spawnWorker(part: number, parts: number): Worker {
-    const workerData = { spool: this.path, part, parts, nice: SCAN_NICE };
+  private spawnWorker(part: number, parts: number, nice: number): Worker {
+    const workerData = { spool: this.path, part, parts, nice };
     const w = WORKER.endsWith('.ts')
       ? // from the TypeScript sources (tests), the worker registers the same loader first
         new Worker(
@@ -419,7 +439,8 @@ export class EximSpool implements SpoolSource {
       };
       this.scan = s;
       for (let part = 0; part < SCAN_PARTS; part++) {
-        const w = this.spawnWorker(part, SCAN_PARTS);
+        // the first scan runs at full priority (readiness waits on it); rescans yield to the main thread
+        const w = this.spawnWorker(part, SCAN_PARTS, kind === 'initial' ? 0 : SCAN_NICE);
         s.workers.push(w);
         w.on('message', (m: FromWorker) => this.onWorker(s, m));
         w.on('error', (e) => {

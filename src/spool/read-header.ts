@@ -1,5 +1,5 @@
 // Reads the options of a `-H` file without following links and without blocking on FIFOs.
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
 import { type HeaderInfo, parseHeader } from './header.js';
 
 const FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
@@ -13,6 +13,25 @@ export type HeaderRead =
 let scratch = Buffer.allocUnsafe(FIRST);
 
 export function readHeaderSync(path: string): HeaderRead {
+  // a quiet lstat first: a header that is gone (every delivery) costs no exception
+  let pre: import('node:fs').Stats | undefined;
+  try {
+    pre = lstatSync(path, { throwIfNoEntry: false });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { ok: false, missing: code === 'ENOTDIR', error: code ?? String(e) };
+  }
+  if (!pre) return { ok: false, missing: true, error: 'ENOENT' };
+  if (!pre.isFile()) {
+    return {
+      ok: false,
+      missing: false,
+      size: pre.size,
+      ino: pre.ino,
+      mtimeMs: pre.mtimeMs,
+      error: 'not a regular file',
+    };
+  }
   let fd: number;
   try {
     fd = openSync(path, FLAGS);
