@@ -48,6 +48,11 @@ export class Agent {
     this.web?.reload();
   };
   address: { host: string; port: number } | null = null;
+  private markStarted: () => void = () => {};
+  /** resolves once the agent listens: the first scans' byte and header passes wait for it */
+  private readonly started = new Promise<void>((r) => {
+    this.markStarted = r;
+  });
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.log;
@@ -110,6 +115,7 @@ export class Agent {
       this.web.attach(this.app.server as unknown as import('node:tls').Server);
       this.web.watch();
     }
+    this.markStarted();
     log.info('listening', {
       address: this.cfg.web.listenAddress,
       port: this.address?.port,
@@ -123,7 +129,7 @@ export class Agent {
   }
 
   private addGuard(sc: Config['spools'][number]): SpoolGuard {
-    const source = new EximSpool({ name: sc.name, path: sc.path, log: this.log });
+    const source = new EximSpool({ name: sc.name, path: sc.path, log: this.log, detailsGate: this.started });
     const g = new SpoolGuard(sc, source, this.log, () => this.memAvailable);
     g.start();
     source.onChange = () => g.evaluate(undefined, false);

@@ -44,8 +44,9 @@ interface ScanRun {
 
 /** Under a storm of events, the shortest time between two batches. */
 const BATCH_MS = 5;
-/** Workers per full scan (the machines this runs on have 2 cores or more). */
-const SCAN_PARTS = 2;
+/** Workers per full scan. The scanner can split the directories among several; on 2 cores one
+ * worker beside the main thread measured faster to ready (bench/RESULTS.md): more contend with it. */
+const SCAN_PARTS = 1;
 /** CPU niceness of the scan threads: the main thread (scrapes, reactions) goes first. */
 const SCAN_NICE = 10;
 
@@ -53,6 +54,8 @@ export interface EximSpoolOptions {
   name: string;
   path: string;
   log: Logger;
+  /** the first scan's second pass (sizes, headers) starts when this resolves (the agent: once listening) */
+  detailsGate?: Promise<void>;
 }
 
 /**
@@ -126,7 +129,10 @@ export class EximSpool implements SpoolSource {
     this.name = o.name;
     this.path = o.path;
     this.log = o.log.child({ spool: o.name });
+    this.detailsGate = o.detailsGate ?? Promise.resolve();
   }
+
+  private detailsGate: Promise<void>;
 
   private get input(): string {
     return join(this.path, 'input');
@@ -513,6 +519,10 @@ export class EximSpool implements SpoolSource {
             list_ms: s.listMs.toFixed(1),
           });
           this.onChange?.();
+          void this.detailsGate.then(() => {
+            if (this.scan !== s) return;
+            for (const w of s.workers) w.postMessage({ type: 'details', scanId: s.id } satisfies ToWorker);
+          });
         } else void this.findVanished(s);
         return;
       case 'detail':

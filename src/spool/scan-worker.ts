@@ -6,7 +6,9 @@ import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { type DetailChunk, type MessageChunk, Scanner } from './scan.js';
 
-export type ToWorker = { type: 'scan'; scanId: number; details: boolean; readHeaders: boolean };
+export type ToWorker =
+  | { type: 'scan'; scanId: number; details: boolean; readHeaders: boolean }
+  | { type: 'details'; scanId: number };
 export type FromWorker =
   | { type: 'list'; scanId: number; chunk: MessageChunk }
   | { type: 'listed'; scanId: number; listMs: number; names: number; dirs: number; errors: string[] }
@@ -29,7 +31,33 @@ try {
 const scanner = new Scanner(spool, part, parts);
 const port = parentPort!;
 
+let pending: { scanId: number; raw: ReturnType<Scanner['list']>['raw']; readHeaders: boolean } | null = null;
+
+function details(scanId: number, raw: ReturnType<Scanner['list']>['raw'], readHeaders: boolean): void {
+  const errors: string[] = [];
+  const t1 = performance.now();
+  const headersRead = scanner.details(
+    raw,
+    readHeaders,
+    (chunk) => port.postMessage({ type: 'detail', scanId, chunk } satisfies FromWorker),
+    errors,
+  );
+  port.postMessage({
+    type: 'done',
+    scanId,
+    detailMs: performance.now() - t1,
+    headersRead,
+    errors,
+  } satisfies FromWorker);
+}
+
 port.on('message', (m: ToWorker) => {
+  if (m.type === 'details') {
+    // pass 2 of a scan whose listing waited for the go (the first scan: the agent finishes starting first)
+    if (pending && pending.scanId === m.scanId) details(m.scanId, pending.raw, pending.readHeaders);
+    pending = null;
+    return;
+  }
   if (m.type !== 'scan') return;
   const { scanId } = m;
   const errors: string[] = [];
@@ -59,19 +87,9 @@ port.on('message', (m: ToWorker) => {
     dirs: res.subs.length,
     errors: errors.splice(0),
   } satisfies FromWorker);
-  if (!m.details) return;
-  const t1 = performance.now();
-  const headersRead = scanner.details(
-    res.raw,
-    m.readHeaders,
-    (chunk) => port.postMessage({ type: 'detail', scanId, chunk } satisfies FromWorker),
-    errors,
-  );
-  port.postMessage({
-    type: 'done',
-    scanId,
-    detailMs: performance.now() - t1,
-    headersRead,
-    errors,
-  } satisfies FromWorker);
+  if (!m.details) {
+    pending = { scanId, raw: res.raw, readHeaders: m.readHeaders };
+    return;
+  }
+  details(scanId, res.raw, m.readHeaders);
 });

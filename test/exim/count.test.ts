@@ -9,7 +9,9 @@ import { Exim, eximAvailable } from '../helpers/exim.js';
 import { isRoot, mountTmpfs, type Tmpfs } from '../helpers/tmpfs.js';
 import { waitFor } from '../helpers/wait.js';
 
-describe('queue figures against a real Exim', { skip: (!isRoot || !eximAvailable) && 'needs root and exim4' }, () => {
+describe('queue figures against a real Exim', {
+  skip: (!isRoot || !eximAvailable) && 'needs root and exim4',
+}, () => {
   let fs: Tmpfs;
   let exim: Exim;
   let src: EximSpool;
@@ -30,17 +32,29 @@ describe('queue figures against a real Exim', { skip: (!isRoot || !eximAvailable
     await waitFor('complete', () => src.observe().complete);
     assert.equal(src.observe().queue?.messages, exim.bpc());
     // ... and live ones after it (incremental)
-    for (let i = 0; i < 15; i++) ids.push(exim.submit({ to: [`a${i}@remote.test`, `b${i}@remote.test`], size: 5000 }));
-    await waitFor('40 queued', () => src.observe().queue?.messages === exim.bpc() && exim.bpc() === 40, { timeoutMs: 2000 });
+    for (let i = 0; i < 15; i++)
+      ids.push(exim.submit({ to: [`a${i}@remote.test`, `b${i}@remote.test`], size: 5000 }));
+    await waitFor('40 queued', () => src.observe().queue?.messages === exim.bpc() && exim.bpc() === 40, {
+      timeoutMs: 2000,
+    });
     exim.freeze(ids.slice(0, 6));
-    await waitFor('frozen as exim -bp shows', () => src.observe().queue?.frozen === exim.frozenIds().length, { timeoutMs: 2000 });
+    await waitFor('frozen as exim -bp shows', () => src.observe().queue?.frozen === exim.frozenIds().length, {
+      timeoutMs: 2000,
+    });
     assert.equal(exim.frozenIds().length, 6);
     exim.thaw(ids.slice(0, 2));
-    await waitFor('thawed', () => src.observe().queue?.frozen === 4 && exim.frozenIds().length === 4, { timeoutMs: 2000 });
+    await waitFor('thawed', () => src.observe().queue?.frozen === 4 && exim.frozenIds().length === 4, {
+      timeoutMs: 2000,
+    });
     exim.remove(ids.slice(10, 20));
-    await waitFor('removed', () => src.observe().queue?.messages === 30 && exim.bpc() === 30, { timeoutMs: 2000 });
+    await waitFor('removed', () => src.observe().queue?.messages === 30 && exim.bpc() === 30, {
+      timeoutMs: 2000,
+    });
     const bytes = Number(
-      execFileSync('sh', ['-c', `find ${fs.dir}/input -type f -name '*-[HDJ]' -printf '%s\\n' | awk '{s+=$1} END{print s+0}'`]).toString(),
+      execFileSync('sh', [
+        '-c',
+        `find ${fs.dir}/input -type f -name '*-[HDJ]' -printf '%s\\n' | awk '{s+=$1} END{print s+0}'`,
+      ]).toString(),
     );
     assert.equal(src.observe().queue?.bytes, bytes);
     const { idArrivalTime } = await import('../../src/spool/exim-id.js');

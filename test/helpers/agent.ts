@@ -34,7 +34,10 @@ export interface RunningAgent {
   status(): Promise<any>;
 }
 
-export async function startAgent(args: string[], opts: { port?: number; env?: Record<string, string>; waitReady?: boolean } = {}): Promise<RunningAgent> {
+export async function startAgent(
+  args: string[],
+  opts: { port?: number; env?: Record<string, string>; waitReady?: boolean } = {},
+): Promise<RunningAgent> {
   assertBuilt();
   const port = opts.port ?? (await freeLoopbackPort());
   const proc = spawn(process.execPath, [CLI, 'run', ...args, '--web.listen-address', `127.0.0.1:${port}`], {
@@ -76,24 +79,39 @@ export async function startAgent(args: string[], opts: { port?: number; env?: Re
 }
 
 /** The value of one series in a text exposition, or undefined. */
-export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+export function metricValue(
+  text: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
   for (const line of text.split('\n')) {
     if (!line.startsWith(name)) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
     if (!m || m[1] !== name) continue;
     const ls: Record<string, string> = {};
-    for (const p of (m[2] ?? '').slice(1, -1).matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) ls[p[1]] = p[2];
+    for (const p of (m[2] ?? '').slice(1, -1).matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g))
+      ls[p[1]] = p[2];
     if (Object.entries(labels).every(([k, v]) => ls[k] === v)) {
-      return m[3] === '+Inf' ? Number.POSITIVE_INFINITY : m[3] === '-Inf' ? Number.NEGATIVE_INFINITY : Number(m[3]);
+      return m[3] === '+Inf'
+        ? Number.POSITIVE_INFINITY
+        : m[3] === '-Inf'
+          ? Number.NEGATIVE_INFINITY
+          : Number(m[3]);
     }
   }
   return undefined;
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   assertBuilt();
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
