@@ -72,7 +72,7 @@ export class QueueState {
       if (e.frozen) t.frozen += sign;
       if (e.badHeader) t.badHeaders += sign;
       if (!e.sized) t.unsized += sign;
-      if (e.arrival === e.arrival /* not NaN */) {
+      if (!Number.isNaN(e.arrival)) {
         // keys relative to ARRIVAL_BASE stay small integers (V8 Smis): much faster Map operations
         const k = e.arrival - ARRIVAL_BASE;
         const n = (this.arrivals.get(k) ?? 0) + sign;
