@@ -252,7 +252,7 @@ describe('hardening', { skip: !isRoot && 'needs root (tmpfs, users)' }, () => {
       );
       // a split directory replaced mid-run by a file
       const sub = join(input, 'Q');
-      mkdirSync(sub);
+      mkdirSync(sub, { recursive: true }); // the churn above may have made it already
       writeMessage(fs.dir, { split: true });
       rmSync(sub, { recursive: true, force: true });
       writeFileSync(sub, 'not a dir');
