@@ -21,6 +21,7 @@ import {
   constants as C,
 } from 'node:fs';
 import { join } from 'node:path';
+import { tryPidLock } from '../util/pidlock.js';
 
 export const TMPFS_MAGIC = 0x01021994;
 
@@ -160,17 +161,6 @@ export function isRealDir(path: string): boolean {
 
 // ---------------------------------------------------------------- lock
 
-function procStartTime(pid: number): string | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // field 22 (starttime), after the parenthesised comm which may hold spaces
-    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return rest[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
 export interface Lock {
   release(): void;
 }
@@ -181,36 +171,7 @@ export interface Lock {
  * the holder's pid when a live process holds it.
  */
 export function takeLock(dir: string): Lock | { heldBy: number } {
-  const path = join(dir, '.lock');
-  const me = `${process.pid} ${procStartTime(process.pid) ?? ''}\n`;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      const fd = createExclusive(path);
-      writeSync(fd, me);
-      closeSync(fd);
-      return {
-        release() {
-          try {
-            if (readFileSync(path, 'utf8') === me) unlinkSync(path);
-          } catch {}
-        },
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    let text = '';
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch {}
-    const [pidS, start] = text.trim().split(' ');
-    const pid = Number(pidS);
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && procStartTime(pid) === (start ?? null)) {
-      return { heldBy: pid };
-    }
-    // stale (holder gone, or an unreadable half-written lock): remove and retry
-    unlinkQuiet(path);
-  }
-  throw new Error(`cannot take lock ${path}`);
+  return tryPidLock(join(dir, '.lock'), { mode: 0o600, ownPidIsStale: true });
 }
 
 // ---------------------------------------------------------------- processes

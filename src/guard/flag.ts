@@ -19,6 +19,7 @@ import {
 import { basename, dirname, join } from 'node:path';
 import type { DeferReason } from '../config.js';
 import { DEFER_REASONS } from '../config.js';
+import { tryPidLock } from '../util/pidlock.js';
 import type { Override } from './policy.js';
 
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -200,18 +201,6 @@ export class FlagFile {
 
 // ---- lock ---------------------------------------------------------------
 
-/** Start time of a live process, or null (gone, or a zombie nobody reaped: it holds nothing). */
-function procStart(pid: number): string | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    if (f[0] === 'Z' || f[0] === 'X') return null;
-    return f[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
 export class LockError extends Error {}
 
 /**
@@ -221,36 +210,17 @@ export class LockError extends Error {}
  */
 export function acquireLock(path: string): () => void {
   ensureDir(dirname(path));
-  const me = `${process.pid} ${procStart(process.pid) ?? 0}\n`;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = openSync(path, WRITE_FLAGS, 0o644);
-      writeSync(fd, me);
-      closeSync(fd);
-      return () => {
-        try {
-          if (readFileSync(path, 'utf8') === me) unlinkSync(path);
-        } catch {}
-      };
-    } catch (e) {
-      if (errCode(e) !== 'EEXIST') throw new LockError(`cannot create lock ${path}: ${(e as Error).message}`);
-    }
-    let holder = '';
-    try {
-      const st = lstatSync(path);
-      if (!st.isFile()) throw new LockError(`lock ${path} is not a regular file; remove it`);
-      holder = readFileSync(path, 'utf8');
-    } catch (e) {
-      if (e instanceof LockError) throw e;
-      continue;
-    }
-    const [pidS, start] = holder.trim().split(' ');
-    const pid = Number(pidS);
-    const alive = pid > 0 && procStart(pid) !== null && procStart(pid) === start;
-    if (alive) throw new LockError(`flag is driven by another spool-guard (pid ${pid}, lock ${path})`);
-    try {
-      unlinkSync(path);
-    } catch {}
+  let r: ReturnType<typeof tryPidLock>;
+  try {
+    r = tryPidLock(path, { mode: 0o644, ownPidIsStale: false });
+  } catch (e) {
+    throw new LockError(
+      (e as Error).message.startsWith('lock ')
+        ? (e as Error).message
+        : `cannot create lock ${path}: ${(e as Error).message}`,
+    );
   }
-  throw new LockError(`cannot take lock ${path}`);
+  if ('heldBy' in r)
+    throw new LockError(`flag is driven by another spool-guard (pid ${r.heldBy}, lock ${path})`);
+  return () => r.release();
 }
