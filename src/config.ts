@@ -5,6 +5,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import cron from 'node-cron';
 import YAML from 'yaml';
+import { parseHostPort } from './guard/smtp-probe.js';
 import { type Level, LEVELS } from './log.js';
 import { parseDuration } from './util/duration.js';
 
@@ -320,6 +321,7 @@ export function buildConfig(raw: unknown, file: string | null, overrides: Overri
         problems.push(`${at}.release.${key}: expected below ${at}.defer.${key} (${en}), got ${re}`);
       }
     }
+    // peer addresses are checked with the parser the SMTP probe dials with
     if (s.relay_address && !parseHostPort(s.relay_address)) {
       problems.push(`${at}.relay_address: expected HOST:PORT, got ${JSON.stringify(s.relay_address)}`);
     }
@@ -375,18 +377,14 @@ export function buildConfig(raw: unknown, file: string | null, overrides: Overri
   return deepFreeze(cfg);
 }
 
-export function parseHostPort(s: string): { host: string; port: number } | null {
+/** A listen address: `HOST:PORT`, `[v6]:PORT` or `:PORT` (every interface); port 0 picks a free one. */
+export function parseListenAddress(s: string): { host: string | undefined; port: number } | null {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(s);
   if (!m) return null;
   const port = Number(m[3]);
-  if (port < 0 || port > 65535) return null;
-  return { host: m[1] ?? m[2] ?? '', port };
-}
-
-export function parseListenAddress(s: string): { host: string | undefined; port: number } | null {
-  const hp = parseHostPort(s);
-  if (!hp) return null;
-  return { host: hp.host === '' ? undefined : hp.host, port: hp.port };
+  if (port > 65535) return null;
+  const host = m[1] ?? m[2] ?? '';
+  return { host: host === '' ? undefined : host, port };
 }
 
 function deepFreeze<T>(o: T): T {
