@@ -4,13 +4,12 @@
 // statement of the kit; beside it the overshoot a 5 s statvfs poll (KumoMTA's
 // design) and a 30 s poll (monit's default cycle) would allow at the same
 // measured fill rate.   node --import tsx bench/overshoot-smtp.ts
-import { chmodSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Exim, makeMessage, SmtpClient } from '../test/helpers/exim.js';
 import { startAgent } from '../test/helpers/agent.js';
 import { mountTmpfs } from '../test/helpers/tmpfs.js';
-import { waitFor } from '../test/helpers/wait.js';
 import type { Row } from './lib.js';
 
 const ENTER = 0.5;
@@ -67,7 +66,7 @@ async function one(
         const u = used();
         peak = Math.max(peak, u);
         samples.push({ t: performance.now(), u });
-        if (atFlag < 0 && (await import('node:fs')).existsSync(flag)) atFlag = u;
+        if (atFlag < 0 && existsSync(flag)) atFlag = u;
         await new Promise((r) => setTimeout(r, 5));
       }
     })();

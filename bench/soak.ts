@@ -44,7 +44,6 @@ export interface SoakReport {
   crossings: number;
   crossingsDeferred: number;
   deferLagP99Ms: number;
-  releases: number;
   rssStartMb: number;
   rssEndMb: number;
   rssGrowthMb: number;
@@ -109,7 +108,6 @@ spools:
     crossings: 0,
     crossingsDeferred: 0,
     deferLagP99Ms: 0,
-    releases: 0,
     rssStartMb: 0,
     rssEndMb: 0,
     rssGrowthMb: 0,
@@ -326,7 +324,6 @@ spools:
     stopLoad = true;
     await Promise.all([load, scrapeLoop, statusLoop, watcher]);
     if (o.malformedPerEndpoint > 0) r.malformed = await malformed(agent, o.malformedPerEndpoint);
-    void median;
   } finally {
     stopLoad = true;
     await agent?.stop('SIGKILL');

@@ -8,7 +8,14 @@ import type { Observation, SpoolSource } from '../spool/source.js';
 import { usedBytes, usedBytesRatio, usedInodes, usedInodesRatio } from '../spool/statfs.js';
 import { acquireLock, FlagError, FlagFile } from './flag.js';
 import { runHook } from './hooks.js';
-import { type DeferState, decide, INITIAL_STATE, type Inputs, type Override } from './policy.js';
+import {
+  type DeferState,
+  decide,
+  enterReasons,
+  INITIAL_STATE,
+  type Inputs,
+  type Override,
+} from './policy.js';
 import { probeGreeting } from './smtp-probe.js';
 import { Trend, timeToFull } from './trend.js';
 
@@ -169,7 +176,7 @@ export class SpoolGuard {
       this.lastOffWarning = now;
       this.log.warn('manual override OFF in force: defer mode is suppressed whatever the spool does', {
         until: this.override.until,
-        holding: (this.lastInputs && d.state.reasons.join(',')) || 'none',
+        holding: enterReasons(inputs, this.cfg).join(',') || 'none',
       });
     }
     this.actuate(prev, now, checkDisk);
@@ -181,7 +188,8 @@ export class SpoolGuard {
     // the disk may have changed behind our back (flag removed, directory wiped): looked at on
     // every tick and every decision that changes something; the batches in between trust it
     let onDisk = this.flagPresent;
-    const changing = s.active !== prev.active || prev.reasons.join(',') !== s.reasons.join(',');
+    const reasonsChanged = prev.reasons.join(',') !== s.reasons.join(',');
+    const changing = s.active !== prev.active || reasonsChanged;
     if (checkDisk || changing) {
       try {
         onDisk = this.flag.exists();
@@ -189,7 +197,6 @@ export class SpoolGuard {
         onDisk = this.flagPresent;
       }
     }
-    const reasonsChanged = prev.reasons.join(',') !== s.reasons.join(',');
     const needWrite =
       s.active && (!onDisk || reasonsChanged || until !== this.wroteUntil || !this.flagPresent);
     const needRemove = !s.active && onDisk;
@@ -368,5 +375,3 @@ export class SpoolGuard {
     };
   }
 }
-
-export const MAX_TTL = MAX_OFF_SECONDS;

@@ -7,22 +7,13 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freeLoopbackPort } from './agent.js';
 import { waitFor } from './wait.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** A port that was free a moment ago (the kernel picks it; the caller binds it right away). */
-export async function freePort(): Promise<number> {
-  return await new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => ok(port));
-    });
-  });
-}
+/** A port that was free a moment ago on 127.0.0.1 (the kernel picks it; the caller binds it right away). */
+export const freePort = (): Promise<number> => freeLoopbackPort();
 
 export interface Proc {
   name: string;
