@@ -47,6 +47,11 @@ export interface SoakReport {
   rssStartMb: number;
   rssEndMb: number;
   rssGrowthMb: number;
+  rssPeakMb: number;
+  /** old-generation heap in use right after each major GC of the undisturbed half (MB) */
+  liveHeapMb: number[];
+  /** last minus first of liveHeapMb (NaN with fewer than two major GCs) */
+  liveHeapGrowthMb: number;
   drift: number;
   countMismatch: number;
   kills: number;
@@ -75,6 +80,25 @@ function rng(seed: number) {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The RSS floors (minimum) of the first and the last few seconds of the samples, and the peak. */
+export function rssFloors(samples: { t: number; mb: number }[]) {
+  if (samples.length === 0)
+    return { rssStartMb: Number.NaN, rssEndMb: Number.NaN, rssGrowthMb: Number.NaN, rssPeakMb: Number.NaN };
+  const first = samples[0].t;
+  const last = samples[samples.length - 1].t;
+  const span = Math.max(2, (last - first) / 10);
+  const floor = (from: number, to: number) =>
+    Math.min(...samples.filter((x) => x.t >= from && x.t <= to).map((x) => x.mb));
+  const start = floor(first, first + span);
+  const end = floor(last - span, last);
+  return {
+    rssStartMb: start,
+    rssEndMb: end,
+    rssGrowthMb: end - start,
+    rssPeakMb: Math.max(...samples.map((x) => x.mb)),
+  };
+}
 
 export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   const log = o.log ?? ((s: string) => process.stderr.write(`soak: ${s}\n`));
@@ -111,6 +135,9 @@ spools:
     rssStartMb: 0,
     rssEndMb: 0,
     rssGrowthMb: 0,
+    rssPeakMb: 0,
+    liveHeapMb: [],
+    liveHeapGrowthMb: Number.NaN,
     drift: 0,
     countMismatch: 0,
     kills: 0,
@@ -123,6 +150,19 @@ spools:
   };
   let agent: RunningAgent | null = null;
   let stopLoad = false;
+  // the live heap: the old generation in use at the first scrape after each major GC (a leak
+  // raises it; garbage promoted between two major GCs, which RSS over a short run cannot
+  // tell from a leak, does not)
+  let heapWatch: ((metrics: string) => void) | null = null;
+  let majors = -1;
+  const watchHeap = (text: string) => {
+    const n = metricValue(text, 'nodejs_gc_duration_seconds_count', { kind: 'major' }) ?? 0;
+    if (majors >= 0 && n > majors) {
+      const used = (space: string) => metricValue(text, 'nodejs_heap_space_size_used_bytes', { space }) ?? 0;
+      r.liveHeapMb.push((used('old') + used('large_object')) / 2 ** 20);
+    }
+    majors = n;
+  };
   try {
     ensureSpoolDirs(fs.dir);
     const now = Math.floor(Date.now() / 1000);
@@ -178,7 +218,10 @@ spools:
         if (a && a.proc.exitCode === null && a.proc.signalCode === null) {
           fetch(`${a.url}/metrics`)
             .then((x) => x.text())
-            .then(() => r.scrapes++)
+            .then((text) => {
+              r.scrapes++;
+              if (heapWatch && a === agent) heapWatch(text);
+            })
             .catch(() => r.scrapeErrors++);
         }
         await sleep(50);
@@ -220,20 +263,36 @@ spools:
       }
     })();
     await sleep(15_000); // warm-up
-    r.rssStartMb = rssBytes(agent.proc.pid!) / 2 ** 20;
-    // the first half is undisturbed (RSS must stay flat); the faults come in the second half
+    heapWatch = watchHeap;
+    // the first half is undisturbed (RSS must stay flat); the faults come in the second half.
+    // RSS is sampled every 200 ms: a leak raises its floor, while a rescan's worker thread
+    // (a whole isolate, gone when the scan ends) only makes a short peak, so the floors of
+    // the first and last few seconds of the undisturbed window are compared.
     const half = o.seconds / 2;
+    const rss: { t: number; mb: number }[] = [];
+    let rssTaken = false;
+    const sampler = (async () => {
+      while (!rssTaken) {
+        const a = agent;
+        if (a && a.proc.exitCode === null)
+          rss.push({ t: (performance.now() - t0) / 1000, mb: rssBytes(a.proc.pid!) / 2 ** 20 });
+        await sleep(200);
+      }
+    })();
     const killAt = Array.from({ length: o.kills }, () => half + 2 + rand() * (half - 6)).sort(
       (a, b) => a - b,
     );
     const unmountAt = o.unmount ? half + (half - 4) * rand() : -1;
-    let rssTaken = false;
     let unmounted = false;
     while ((performance.now() - t0) / 1000 < o.seconds) {
       const t = (performance.now() - t0) / 1000;
       if (!rssTaken && t >= half) {
         rssTaken = true;
-        r.rssEndMb = rssBytes(agent.proc.pid!) / 2 ** 20;
+        heapWatch = null;
+        await sampler;
+        Object.assign(r, rssFloors(rss));
+        if (process.env.SG_SOAK_RSS)
+          log(`rss ${rss.map((x) => `${x.t.toFixed(1)}:${x.mb.toFixed(0)}`).join(' ')}`);
       }
       if (killAt.length && t >= killAt[0]) {
         killAt.shift();
@@ -318,8 +377,14 @@ spools:
       { timeoutMs: 20_000, intervalMs: 200 },
     );
     r.drift = metricValue(await agent.metrics(), 'spoolguard_rescan_drift_messages', { spool: 'soak' }) ?? -1;
-    if (!rssTaken) r.rssEndMb = rssBytes(agent.proc.pid!) / 2 ** 20;
-    r.rssGrowthMb = r.rssEndMb - r.rssStartMb;
+    if (!rssTaken) {
+      rssTaken = true;
+      heapWatch = null;
+      await sampler;
+      Object.assign(r, rssFloors(rss));
+    }
+    if (r.liveHeapMb.length >= 2)
+      r.liveHeapGrowthMb = r.liveHeapMb[r.liveHeapMb.length - 1] - r.liveHeapMb[0];
     r.deferLagP99Ms = lags.length ? percentile(lags, 99) : Number.NaN;
     stopLoad = true;
     await Promise.all([load, scrapeLoop, statusLoop, watcher]);
@@ -402,7 +467,7 @@ async function malformed(a: RunningAgent, n: number): Promise<NonNullable<SoakRe
 
 export function summarize(r: SoakReport): string {
   const lines = [
-    `load held: ${r.arrived} arrived and ${r.departed} left in ${r.seconds} s (${Math.round(r.arrived / r.seconds)}/s), ${r.scrapes} scrapes, ${r.statusCalls} status calls, ${r.scrapeErrors} failed during restarts; RSS after warm-up ${r.rssStartMb.toFixed(0)} -> ${r.rssEndMb.toFixed(0)} MB at half time, before the faults (growth ${r.rssGrowthMb.toFixed(1)} MB); drift ${r.drift}; count mismatch ${r.countMismatch}`,
+    `load held: ${r.arrived} arrived and ${r.departed} left in ${r.seconds} s (${Math.round(r.arrived / r.seconds)}/s), ${r.scrapes} scrapes, ${r.statusCalls} status calls, ${r.scrapeErrors} failed during restarts; RSS floor after warm-up ${r.rssStartMb.toFixed(0)} -> ${r.rssEndMb.toFixed(0)} MB at half time, before the faults (growth ${r.rssGrowthMb.toFixed(1)} MB, peak ${r.rssPeakMb.toFixed(0)} MB), live heap after ${r.liveHeapMb.length} major GCs ${r.liveHeapMb.length ? `${r.liveHeapMb[0].toFixed(1)} -> ${r.liveHeapMb[r.liveHeapMb.length - 1].toFixed(1)} MB` : 'n/a'}; drift ${r.drift}; count mismatch ${r.countMismatch}`,
     `thresholds: ${r.crossingsDeferred}/${r.crossings} crossings deferred, lag p99 ${r.deferLagP99Ms.toFixed(1)} ms`,
     `faults survived: ${r.kills} kill -9 (flag changed by a kill: ${r.killFlagChanged}; restarted state mismatches: ${r.restartStateMismatch}; ready after restart median ${median(r.restartReadyMs).toFixed(0)} ms, max ${Math.max(0, ...r.restartReadyMs).toFixed(0)} ms)` +
       (r.unmount
