@@ -1,9 +1,10 @@
 // Prometheus exposition: read-only views of the agent's state, computed at scrape time
 // (every figure is O(1): the queue totals are kept incrementally).
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { DEFER_REASONS } from '../config.js';
 import type { SpoolGuard } from '../guard/guard.js';
 import { STRAY_KINDS } from '../spool/queue-state.js';
+import { collectDefaultMetrics } from './default-metrics.js';
 
 export interface PeerView {
   name: string;
@@ -23,7 +24,7 @@ export interface MetricsSource {
 export function createRegistry(src: MetricsSource): Registry {
   const reg = new Registry();
   // process_* and nodejs_* series, as every exporter has (RSS, CPU, heap, event loop lag)
-  collectDefaultMetrics({ register: reg, eventLoopMonitoringPrecision: 10 });
+  collectDefaultMetrics(reg);
   const P = 'spoolguard_';
   const S = ['spool'];
   const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge) => void) =>

@@ -29,7 +29,6 @@ interface ScanRun {
   started: number;
   touched: Set<string>;
   /** rescan: messages the scan saw, `sub/id` -> F_* flags */
-  seen: Map<string, number>;
   suspects: Set<string>;
   resolve: () => void;
   workers: Worker[];
@@ -451,7 +450,6 @@ export class EximSpool implements SpoolSource {
         kind,
         started: performance.now(),
         touched: new Set(),
-        seen: new Map(),
         suspects: new Set(),
         resolve,
         workers: [],
@@ -565,8 +563,8 @@ export class EximSpool implements SpoolSource {
       const id = c.ids[i];
       const f = c.flags[i];
       if (s.kind === 'rescan') {
-        s.seen.set(`${sub}/${id}`, f);
         const e = this.state.get(sub, id);
+        if (e) e.seen = s.id;
         const have = e ? (e.h >= 0 ? F_H : 0) | (e.d >= 0 ? F_D : 0) | (e.j >= 0 ? F_J : 0) : 0;
         const diff = have ^ (f & (F_H | F_D | F_J));
         if (diff) this.suspect(s, sub, id, diff);
@@ -603,24 +601,27 @@ export class EximSpool implements SpoolSource {
 
   private applyDetail(s: ScanRun, c: DetailChunk): void {
     const { sub } = c;
+    const touched = s.touched;
     for (let i = 0; i < c.names.length; i++) {
       const name = c.names[i];
-      const key = `${sub}/${name}`;
-      if (s.touched.has(key)) continue;
-      const cl = classifySpoolName(name)!;
+      if (touched.size > 0 && touched.has(`${sub}/${name}`)) continue;
       const size = c.sizes[i];
-      const fz = c.frozen[i];
-      const e = this.state.get(sub, cl.id);
       if (s.kind === 'rescan') {
+        // the worker only sends -H/-D/-J names of well-formed ids
+        const e = this.state.get(sub, name.slice(0, -2));
         if (!e) continue; // a presence difference, handled by the listing comparison
+        const k = name.charCodeAt(name.length - 1);
         // a -H renamed into place (freeze, thaw, delivery attempt) has a new inode: re-read it
         const same =
-          cl.kind === 'H'
+          k === 72 /* H */
             ? e.h === size && e.ino === c.inos[i] && e.mtime === c.mtimes[i]
-            : (cl.kind === 'D' ? e.d : e.j) === size;
-        if (!same) s.suspects.add(key);
+            : (k === 68 /* D */ ? e.d : e.j) === size;
+        if (!same) s.suspects.add(`${sub}/${name}`);
         continue;
       }
+      const key = `${sub}/${name}`;
+      const cl = classifySpoolName(name)!;
+      const fz = c.frozen[i];
       if (size < 0) {
         s.suspects.add(key);
         continue;
@@ -643,7 +644,8 @@ export class EximSpool implements SpoolSource {
     let n = 0;
     const entries = [...this.state.entries.values()];
     for (const e of entries) {
-      if (!s.seen.has(`${e.sub}/${e.id}`)) {
+      // an entry created after its directory was listed is a suspect too: finish() re-checks it
+      if (e.seen !== s.id) {
         const have = (e.h >= 0 ? F_H : 0) | (e.d >= 0 ? F_D : 0) | (e.j >= 0 ? F_J : 0);
         this.suspect(s, e.sub, e.id, have);
       }

@@ -27,6 +27,8 @@ export interface Entry {
   /** inode and mtime (ms) of the -H file as last read */
   ino: number;
   mtime: number;
+  /** id of the last rescan whose listing saw this message (so a rescan keeps no set of 100k names) */
+  seen: number;
 }
 
 export interface QueueTotals {
@@ -120,6 +122,7 @@ export class QueueState {
         arrival: idArrivalTime(id),
         ino: 0,
         mtime: 0,
+        seen: 0,
       };
     }
     Object.assign(e, patch);
@@ -155,6 +158,7 @@ export class QueueState {
       arrival,
       ino: 0,
       mtime: 0,
+      seen: 0,
     };
     this.entries.set(key, e);
     this.account(e, 1);
