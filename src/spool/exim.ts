@@ -133,8 +133,11 @@ export class EximSpool implements SpoolSource {
 
   private detailsGate: Promise<void>;
 
+  /** `<spool>/input`, normalized once: names below it are joined by concatenation (one per event) */
+  private inputDir: string | null = null;
   private get input(): string {
-    return join(this.path, 'input');
+    this.inputDir ??= join(this.path, 'input');
+    return this.inputDir;
   }
 
   start(): void {
@@ -367,8 +370,8 @@ export class EximSpool implements SpoolSource {
   private processName(sub: string, name: string): void {
     const key = `${sub}/${name}`;
     this.scan?.touched.add(key);
-    const dir = sub ? join(this.input, sub) : this.input;
-    const path = join(dir, name);
+    const dir = sub ? `${this.input}/${sub}` : this.input;
+    const path = `${dir}/${name}`;
     const c = classifySpoolName(name);
     if (!c) {
       const st = lstatQuiet(path);
