@@ -66,7 +66,9 @@ export class QueueState {
     return `${sub}/${id}`;
   }
 
-  private account(e: Entry, sign: 1 | -1): void {
+  /** Adds (1) or removes (-1) an entry's share of the totals; `arrival` false leaves the arrival
+   * counts alone (an update that keeps the message queued: its arrival time never changes). */
+  private account(e: Entry, sign: 1 | -1, arrival = true): void {
     const t = this.t;
     if (e.h >= 0) {
       t.messages += sign;
@@ -74,7 +76,7 @@ export class QueueState {
       if (e.frozen) t.frozen += sign;
       if (e.badHeader) t.badHeaders += sign;
       if (!e.sized) t.unsized += sign;
-      if (!Number.isNaN(e.arrival)) {
+      if (arrival && !Number.isNaN(e.arrival)) {
         // keys relative to ARRIVAL_BASE stay small integers (V8 Smis): much faster Map operations
         const k = e.arrival - ARRIVAL_BASE;
         const n = (this.arrivals.get(k) ?? 0) + sign;
@@ -108,7 +110,10 @@ export class QueueState {
   ): void {
     const key = QueueState.key(sub, id);
     let e = this.entries.get(key);
-    if (e) this.account(e, -1);
+    const fresh = e === undefined;
+    // queued before and after: its arrival stays counted as it is
+    const stays = e !== undefined && e.h >= 0 && (patch.h === undefined || patch.h >= 0);
+    if (e) this.account(e, -1, !stays);
     else {
       e = {
         sub,
@@ -130,8 +135,8 @@ export class QueueState {
       this.entries.delete(key);
       return;
     }
-    this.entries.set(key, e);
-    this.account(e, 1);
+    if (fresh) this.entries.set(key, e);
+    this.account(e, 1, !stays);
   }
 
   /** Fast path of the first listing: a message not seen before (sizes follow from the details pass). */

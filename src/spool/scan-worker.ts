@@ -4,15 +4,19 @@
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { type DetailChunk, type MessageChunk, Scanner } from './scan.js';
+import { type DetailChunk, type ListChunk, type MessageChunk, Scanner } from './scan.js';
 
 export type ToWorker =
   | { type: 'scan'; scanId: number; details: boolean; readHeaders: boolean }
-  | { type: 'details'; scanId: number };
+  /** the go for pass 2; with `split`, about half the names are handed off to a second worker */
+  | { type: 'details'; scanId: number; split: boolean }
+  /** pass 2 over directories another worker listed */
+  | { type: 'detailsOf'; scanId: number; raw: ListChunk[]; readHeaders: boolean };
 export type FromWorker =
   | { type: 'list'; scanId: number; chunk: MessageChunk }
   | { type: 'listed'; scanId: number; listMs: number; names: number; dirs: number; errors: string[] }
   | { type: 'detail'; scanId: number; chunk: DetailChunk }
+  | { type: 'handoff'; scanId: number; raw: ListChunk[]; readHeaders: boolean }
   | { type: 'done'; scanId: number; detailMs: number; headersRead: number; errors: string[] }
   | { type: 'failed'; scanId: number; code: string; message: string };
 
@@ -54,8 +58,37 @@ function details(scanId: number, raw: ReturnType<Scanner['list']>['raw'], readHe
 port.on('message', (m: ToWorker) => {
   if (m.type === 'details') {
     // pass 2 of a scan whose listing waited for the go (the first scan: the agent finishes starting first)
-    if (pending && pending.scanId === m.scanId) details(m.scanId, pending.raw, pending.readHeaders);
+    if (pending && pending.scanId === m.scanId) {
+      const { raw, readHeaders } = pending;
+      if (m.split && raw.length > 1) {
+        // balanced by names: directories dealt out largest first to whichever half holds fewer
+        const mine: ListChunk[] = [];
+        const theirs: ListChunk[] = [];
+        let a = 0;
+        let b = 0;
+        for (const c of [...raw].sort((x, y) => y.names.length - x.names.length)) {
+          if (a <= b) {
+            mine.push(c);
+            a += c.names.length;
+          } else {
+            theirs.push(c);
+            b += c.names.length;
+          }
+        }
+        port.postMessage({
+          type: 'handoff',
+          scanId: m.scanId,
+          raw: theirs,
+          readHeaders,
+        } satisfies FromWorker);
+        details(m.scanId, mine, readHeaders);
+      } else details(m.scanId, raw, readHeaders);
+    }
     pending = null;
+    return;
+  }
+  if (m.type === 'detailsOf') {
+    details(m.scanId, m.raw, m.readHeaders);
     return;
   }
   if (m.type !== 'scan') return;
