@@ -28,7 +28,7 @@ interface ScanRun {
   kind: ScanKind;
   started: number;
   touched: Set<string>;
-  /** rescan: messages the scan saw, `sub/id` -> F_* flags */
+  /** names to re-check when the scan ends (differences between the listing and the state) */
   suspects: Set<string>;
   resolve: () => void;
   workers: Worker[];
@@ -49,7 +49,7 @@ const SCAN_PARTS = 1;
 /**
  * The first scan's second pass (a header read and two stats per message) runs after the agent
  * listens, so it no longer delays readiness: there, a second worker takes half the directories
- * (100k messages: bytes and frozen complete ~1 s sooner, bench/RESULTS.md).
+ * (100k messages: bytes and frozen complete about 0.7 s sooner, bench/RESULTS.md).
  */
 const INITIAL_DETAIL_SPLIT = true;
 /** CPU niceness of the scan threads: the main thread (scrapes, reactions) goes first. */
