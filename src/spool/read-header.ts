@@ -1,5 +1,5 @@
 // Reads the options of a `-H` file without following links and without blocking on FIFOs.
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { type HeaderInfo, parseHeader } from './header.js';
 
 const FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
@@ -12,9 +12,9 @@ export type HeaderRead =
 
 let scratch = Buffer.allocUnsafe(FIRST);
 
-export function readHeaderSync(path: string): HeaderRead {
-  // a quiet lstat first: a header that is gone (every delivery) costs no exception
-  let pre: import('node:fs').Stats | undefined;
+/** The quiet lstat before an event's read: a result when there is nothing to read. */
+function preCheck(path: string): HeaderRead | null {
+  let pre: Stats | undefined;
   try {
     pre = lstatSync(path, { throwIfNoEntry: false });
   } catch (e) {
@@ -32,6 +32,20 @@ export function readHeaderSync(path: string): HeaderRead {
       error: 'not a regular file',
     };
   }
+  return null;
+}
+
+/**
+ * `listed`: the name was just listed (a full scan), so it is very likely there: no lstat first.
+ * Otherwise (an event: every delivery removes a header) a quiet lstat first, so a header that is
+ * gone costs no exception. Either way the open never follows a link and never blocks (FIFO), and
+ * anything but a regular file is reported, not read.
+ */
+export function readHeaderSync(path: string, listed = false): HeaderRead {
+  if (!listed) {
+    const pre = preCheck(path);
+    if (pre) return pre;
+  }
   let fd: number;
   try {
     fd = openSync(path, FLAGS);
@@ -41,8 +55,8 @@ export function readHeaderSync(path: string): HeaderRead {
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) return { ok: false, missing: false, error: 'not a regular file' };
     const base = { size: st.size, ino: st.ino, mtimeMs: st.mtimeMs };
+    if (!st.isFile()) return { ok: false, missing: false, ...base, error: 'not a regular file' };
     let want = Math.min(Math.max(st.size, 1), FIRST);
     for (;;) {
       if (scratch.length < want) scratch = Buffer.allocUnsafe(want);

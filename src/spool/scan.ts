@@ -193,7 +193,7 @@ export class Scanner {
     const input = join(this.spool, 'input');
     let headersRead = 0;
     for (const lc of listed) {
-      const dir = lc.sub ? join(input, lc.sub) : input;
+      const dir = lc.sub ? `${input}/${lc.sub}` : input;
       let names: string[] = [];
       let sizes: number[] = [];
       let frozen: number[] = [];
@@ -220,14 +220,14 @@ export class Scanner {
         const name = lc.names[i];
         const c = classifySpoolName(name);
         if (!c) continue;
-        const path = join(dir, name);
+        const path = `${dir}/${name}`;
         let size = -1;
         let fz = 0;
         let ino = 0;
         let mtime = 0;
         try {
           if (c.kind === 'H' && readHeaders) {
-            const r = readHeaderSync(path);
+            const r = readHeaderSync(path, true);
             headersRead++;
             if (r.ok) {
               size = r.size;
@@ -239,10 +239,13 @@ export class Scanner {
             ino = r.ino ?? 0;
             mtime = r.mtimeMs ?? 0;
           } else {
-            const st = lstatSync(path);
-            size = st.size;
-            ino = st.ino;
-            mtime = st.mtimeMs;
+            // quiet: a file gone since the listing costs no exception
+            const st = lstatSync(path, { throwIfNoEntry: false });
+            if (st) {
+              size = st.size;
+              ino = st.ino;
+              mtime = st.mtimeMs;
+            }
           }
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code;
