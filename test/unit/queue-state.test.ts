@@ -5,21 +5,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { idArrivalTime, makeMessageId } from '../../src/spool/exim-id.js';
-import { HAS_D, HAS_H, HAS_J, QueueState } from '../../src/spool/queue-state.js';
+import { type Entry, HAS_D, HAS_H, HAS_J, QueueState } from '../../src/spool/queue-state.js';
 
-interface M {
-  sub: string;
-  id: string;
-  h: number;
-  d: number;
-  j: number;
-  frozen: boolean;
-  badHeader: boolean;
-  sized: boolean;
-  arrival: number;
-  ino: number;
-  mtime: number;
-}
+type M = Entry;
 
 const NOW = 1_790_000_000;
 const IDS = Array.from({ length: 40 }, (_, i) => makeMessageId(NOW - i * 37, i));
