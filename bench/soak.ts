@@ -291,8 +291,6 @@ spools:
         heapWatch = null;
         await sampler;
         Object.assign(r, rssFloors(rss));
-        if (process.env.SG_SOAK_RSS)
-          log(`rss ${rss.map((x) => `${x.t.toFixed(1)}:${x.mb.toFixed(0)}`).join(' ')}`);
       }
       if (killAt.length && t >= killAt[0]) {
         killAt.shift();

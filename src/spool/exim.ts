@@ -129,6 +129,7 @@ export class EximSpool implements SpoolSource {
   constructor(o: EximSpoolOptions) {
     this.name = o.name;
     this.path = o.path;
+    this.input = join(o.path, 'input');
     this.log = o.log.child({ spool: o.name });
     this.detailsGate = o.detailsGate ?? Promise.resolve();
   }
@@ -136,11 +137,7 @@ export class EximSpool implements SpoolSource {
   private detailsGate: Promise<void>;
 
   /** `<spool>/input`, normalized once: names below it are joined by concatenation (one per event) */
-  private inputDir: string | null = null;
-  private get input(): string {
-    this.inputDir ??= join(this.path, 'input');
-    return this.inputDir;
-  }
+  private readonly input: string;
 
   start(): void {
     this.stopped = false;
@@ -590,7 +587,7 @@ export class EximSpool implements SpoolSource {
       const id = c.ids[i];
       const f = c.flags[i];
       if (s.kind === 'rescan') {
-        // HAS_H/D/J are F_H/D/J; the state marks the message seen by this scan
+        // the state marks the message seen by this scan
         const have = this.state.presence(sub, id, s.id);
         const diff = have ^ (f & (F_H | F_D | F_J));
         if (diff) this.suspect(s, sub, id, diff);

@@ -6,6 +6,7 @@
 // message: at 100k messages that is about 15 MB less heap and 100k fewer objects
 // for every garbage collection to mark (bench/RESULTS.md).
 import { idArrivalTime } from './exim-id.js';
+import { F_D, F_H, F_J } from './scan.js';
 
 export type StrayKind = 'header_temp' | 'data_without_header' | 'journal_without_header' | 'other';
 export const STRAY_KINDS: readonly StrayKind[] = [
@@ -47,11 +48,6 @@ export interface QueueTotals {
   dataWithoutHeader: number;
   journalWithoutHeader: number;
 }
-
-/** Presence bits of `presence` (the same values as the scan's F_H, F_D, F_J). */
-export const HAS_H = 1;
-export const HAS_D = 2;
-export const HAS_J = 4;
 
 /** 2020-09-13: arrival times are kept as offsets from it (an id's time is at most 62^6 - 1 s). */
 const ARRIVAL_BASE = 1_600_000_000;
@@ -225,12 +221,16 @@ export class QueueState {
     return s === undefined ? undefined : this.entryAt(s);
   }
 
-  /** Which of a message's files the state holds (HAS_* bits; 0 when none); with `scanId`, marks it seen by that scan. */
+  /** Which of a message's files the state holds (the scan's F_H/F_D/F_J bits; 0 when none); with `scanId`, marks it seen by that scan. */
   presence(sub: string, id: string, scanId = 0): number {
     const s = this.slotOf(sub, id);
     if (s === undefined) return 0;
     if (scanId) this.seen[s] = scanId;
-    return (this.h[s] >= 0 ? HAS_H : 0) | (this.d[s] >= 0 ? HAS_D : 0) | (this.j[s] >= 0 ? HAS_J : 0);
+    return this.have(s);
+  }
+
+  private have(s: number): number {
+    return (this.h[s] >= 0 ? F_H : 0) | (this.d[s] >= 0 ? F_D : 0) | (this.j[s] >= 0 ? F_J : 0);
   }
 
   /** A rescan's comparison of one file: true when the state holds it with this size (and, for -H, inode and mtime). */
@@ -253,8 +253,7 @@ export class QueueState {
     const out: { sub: string; id: string; have: number }[] = [];
     for (let s = 0; s < this.top; s++) {
       if (this.ids[s] === '' || this.seen[s] === scanId) continue;
-      const have = (this.h[s] >= 0 ? HAS_H : 0) | (this.d[s] >= 0 ? HAS_D : 0) | (this.j[s] >= 0 ? HAS_J : 0);
-      out.push({ sub: this.subs[s], id: this.ids[s], have });
+      out.push({ sub: this.subs[s], id: this.ids[s], have: this.have(s) });
     }
     return out;
   }

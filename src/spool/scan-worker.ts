@@ -35,9 +35,9 @@ try {
 const scanner = new Scanner(spool, part, parts);
 const port = parentPort!;
 
-let pending: { scanId: number; raw: ReturnType<Scanner['list']>['raw']; readHeaders: boolean } | null = null;
+let pending: { scanId: number; raw: ListChunk[]; readHeaders: boolean } | null = null;
 
-function details(scanId: number, raw: ReturnType<Scanner['list']>['raw'], readHeaders: boolean): void {
+function details(scanId: number, raw: ListChunk[], readHeaders: boolean): void {
   const errors: string[] = [];
   const t1 = performance.now();
   const headersRead = scanner.details(

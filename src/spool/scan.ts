@@ -108,7 +108,7 @@ export interface ScanStats {
   errors: string[];
 }
 
-/** Results per message: small enough that the main thread applies one in about a millisecond. */
+/** Ids (listing) or names (details) per chunk: small enough that the main thread applies one in about a millisecond. */
 const CHUNK = 2048;
 
 function typeOf(d: Dirent): number {

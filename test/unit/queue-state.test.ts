@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { idArrivalTime, makeMessageId } from '../../src/spool/exim-id.js';
-import { type Entry, HAS_D, HAS_H, HAS_J, QueueState } from '../../src/spool/queue-state.js';
+import { type Entry, QueueState } from '../../src/spool/queue-state.js';
+import { F_D, F_H, F_J } from '../../src/spool/scan.js';
 
 type M = Entry;
 
@@ -138,7 +139,7 @@ describe('QueueState', () => {
           for (const id of IDS) {
             const m = model.get(`${sub}/${id}`);
             assert.deepEqual(q.get(sub, id), m);
-            const have = m ? (m.h >= 0 ? HAS_H : 0) | (m.d >= 0 ? HAS_D : 0) | (m.j >= 0 ? HAS_J : 0) : 0;
+            const have = m ? (m.h >= 0 ? F_H : 0) | (m.d >= 0 ? F_D : 0) | (m.j >= 0 ? F_J : 0) : 0;
             assert.equal(q.presence(sub, id), have);
           }
       }),
@@ -151,10 +152,10 @@ describe('QueueState', () => {
     q.insertListed('a', IDS[0], 'file', true, false, idArrivalTime(IDS[0]));
     q.insertListed('a', IDS[1], null, true, false, idArrivalTime(IDS[1]));
     q.insertListed('', IDS[2], 'file', false, true, idArrivalTime(IDS[2]));
-    assert.equal(q.presence('a', IDS[0], 7), HAS_H | HAS_D);
+    assert.equal(q.presence('a', IDS[0], 7), F_H | F_D);
     assert.deepEqual(q.unseen(7), [
-      { sub: 'a', id: IDS[1], have: HAS_D },
-      { sub: '', id: IDS[2], have: HAS_H | HAS_J },
+      { sub: 'a', id: IDS[1], have: F_D },
+      { sub: '', id: IDS[2], have: F_H | F_J },
     ]);
     assert.deepEqual(
       q.unsizedMessages().map((u) => u.id),
